@@ -1,0 +1,44 @@
+# The two commands a newcomer needs:  `make lab`  and  `make test`.
+# Both build everything from nothing into .venv (Python >= 3.10 on PATH as python3).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup lab demo test lint bench-env clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: these releases install from this environment's disk.
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev,text,dask]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job: JupyterLab on the quickstart notebook (the headless demo until it exists).
+lab: setup
+	@if [ -f notebooks/01_quickstart.ipynb ]; then \
+		$(VENV)/bin/jupyter lab notebooks/01_quickstart.ipynb; \
+	else \
+		$(VENV)/bin/alaas-lab demo; \
+	fi
+
+demo: setup
+	$(VENV)/bin/alaas-lab demo
+
+lint: setup
+	$(VENV)/bin/ruff check alaas_lab tests benchmarks
+
+## The whole test suite (lint included).
+test: lint
+	$(PY) -m pytest
+
+## Peers for benchmarks/strategies.py live in their own environment.
+bench-env: setup
+	$(PYTHON) -m venv --system-site-packages .bench-venv
+	.bench-venv/bin/pip install --quiet -r benchmarks/requirements.txt
+
+clean:
+	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache

@@ -1,0 +1,357 @@
+"""Configuration as a service: YAML or dict → typed, validated, frozen config.
+
+The shape follows the ALaaS paper's example file and adds what a session needs
+(data source, classes, budget, target accuracy, cache, seed)::
+
+    name: IMG_CLASSIFICATION
+    version: 0.1
+    active_learning:
+      strategy: {type: least_confidence}
+      model: {name: resnet18, weights: ~/models/resnet18.pth, batch_size: 32}
+      device: cpu
+    al_worker: {protocol: tcp, host: 127.0.0.1, port: 60035, replicas: 1}
+    data: {source: "s3://bucket/pool/*.png", kind: image}
+    classes: [cat, dog]
+    budget: {total: 1000, per_round: 100}
+    target_accuracy: 0.9
+    cache_dir: ~/.cache/alaas_lab
+    seed: 0
+
+Every key is checked once, here: an unknown key, a missing one or a bad value
+raises :class:`~alaas_lab.errors.ConfigError` naming the key path (for example
+``active_learning.strategy.type``), the value received and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError
+
+__all__ = [
+    "ActiveLearningConfig",
+    "BudgetConfig",
+    "Config",
+    "DataConfig",
+    "ExecutorConfig",
+    "ModelConfig",
+    "StrategyConfig",
+    "WorkerConfig",
+    "load_config",
+]
+
+BACKBONES = ("flatten", "resnet18", "minilm")
+AUTO = "auto"
+
+
+def _spec(*, choices: Any = None, minimum: float | None = None, maximum: float | None = None,
+          doc: str = "") -> dict[str, Any]:
+    """Field metadata read by the validator: allowed values and bounds."""
+    return {"choices": choices, "min": minimum, "max": maximum, "doc": doc}
+
+
+def _strategy_choices() -> list[str]:
+    # Imported lazily: the zoo (built-ins plus the user's registered ones) is
+    # the single source of truth for strategy names.
+    from . import strategies
+
+    return sorted([*strategies.names(), AUTO])
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Which strategy selects items: a zoo name, or ``auto`` for PSHEA."""
+
+    type: str = field(default="least_confidence", metadata=_spec(choices=_strategy_choices))
+    candidates: tuple[str, ...] = field(
+        default=(), metadata=_spec(choices=_strategy_choices,
+                                   doc="strategies PSHEA races when type is auto (empty: all)"))
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The backbone that embeds items; only a last layer is trained on top."""
+
+    name: str = field(default="resnet18", metadata=_spec(choices=BACKBONES))
+    hub_name: str | None = None
+    weights: str | None = None
+    batch_size: int = field(default=32, metadata=_spec(minimum=1, maximum=4096))
+
+
+@dataclass(frozen=True)
+class ActiveLearningConfig:
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    device: str = field(default="cpu", metadata=_spec(
+        choices=lambda: ["cpu", "cuda", "cuda:<index>", "mps"]))
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Where the worker listens. Loopback or ipc by default; other hosts need keys."""
+
+    protocol: Literal["tcp", "ipc"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int = field(default=0, metadata=_spec(minimum=0, maximum=65535,
+                                                doc="0 picks a free port"))
+    replicas: int = field(default=1, metadata=_spec(minimum=1, maximum=64))
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where the embed stage runs: in the worker, or on a Dask cluster."""
+
+    kind: Literal["local", "dask"] = "local"
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The unlabeled pool: URIs, globs or a manifest (or arrays pushed in memory)."""
+
+    source: tuple[str, ...] = ()
+    kind: Literal["image", "text", "array"] = "image"
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    image_mode: Literal["L", "RGB"] = "RGB"
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """Labels the human will give: in total, and per round."""
+
+    total: int = field(default=1000, metadata=_spec(minimum=0))
+    per_round: int = field(default=100, metadata=_spec(minimum=1))
+    initial: int = field(default=0, metadata=_spec(
+        minimum=0, doc="random labels asked for before the first strategy round"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole session's configuration. Build it with :func:`load_config`."""
+
+    name: str = "alaas_session"
+    version: str = "0.1"
+    active_learning: ActiveLearningConfig = field(default_factory=ActiveLearningConfig)
+    al_worker: WorkerConfig = field(default_factory=WorkerConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    classes: tuple[str, ...] = ()
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    target_accuracy: float | None = field(default=None, metadata=_spec(minimum=0.0, maximum=1.0))
+    cache_dir: str = "~/.cache/alaas_lab"
+    session_dir: str | None = None
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (tuples as lists), round-trips through :func:`load_config`."""
+        return _plain(dataclasses.asdict(self))
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with top-level keys changed, validated again."""
+        return load_config({**self.to_dict(), **{k: _plain(v) for k, v in changes.items()}})
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
+                **overrides: Any) -> Config:
+    """Read and validate a config from a YAML file, a YAML string, or a dict.
+
+    Parameters
+    ----------
+    source : path, YAML text, mapping, Config or None
+        ``None`` gives the defaults.
+    **overrides
+        Top-level keys that replace the source's (validated as well).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key path, the value given and what is allowed.
+    """
+    if isinstance(source, Config):
+        raw: Any = source.to_dict()
+    elif source is None:
+        raw = {}
+    elif isinstance(source, Mapping):
+        raw = dict(source)
+    else:
+        raw = _read_yaml(source)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"a config must be a YAML mapping of keys to values; got {type(raw).__name__}.")
+    raw = {**raw, **overrides}
+    config = _build(Config, raw, path="")
+    _check_across(config)
+    return config
+
+
+def _check_across(config: Config) -> None:
+    """Checks that involve more than one key: both values are printed."""
+    budget = config.budget
+    if budget.total and budget.per_round > budget.total:
+        raise ConfigError(
+            f"config key 'budget.per_round' ({budget.per_round}) is larger than 'budget.total' "
+            f"({budget.total}); lower per_round or raise total.")
+    strategy = config.active_learning.strategy
+    if strategy.candidates and strategy.type != AUTO:
+        raise ConfigError(
+            "config key 'active_learning.strategy.candidates' is only used when "
+            f"'active_learning.strategy.type' is 'auto' (got {strategy.type!r}); "
+            "remove candidates or set type: auto.")
+    if AUTO in strategy.candidates:
+        raise ConfigError(
+            "config key 'active_learning.strategy.candidates' lists 'auto'; "
+            "candidates must be strategies of the zoo.")
+    executor = config.executor
+    if executor.kind == "dask" and not executor.address:
+        raise ConfigError(
+            "config key 'executor.address' is required when 'executor.kind' is 'dask'; "
+            "give the scheduler address, e.g. tcp://127.0.0.1:8786.")
+
+
+def _read_yaml(source: str | os.PathLike[str]) -> Any:
+    text = str(source)
+    is_path = isinstance(source, os.PathLike) or ("\n" not in text and text.endswith((".yml", ".yaml")))
+    if is_path:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; check the path or pass a dict.")
+        text = path.read_text(encoding="utf-8")
+        where = str(path)
+    else:
+        where = "<string>"
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config {where} is not valid YAML{at}: "
+                          f"{getattr(exc, 'problem', exc)}") from None
+
+
+# ---------------------------------------------------------------- validation
+
+def _build(cls: type, raw: Any, *, path: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config key '{path}' must be a mapping of keys; got {raw!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            where = f"{path}.{key}" if path else str(key)
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown config key '{where}'.{hint} "
+                              f"Allowed keys here: {', '.join(fields)}.")
+    values = {}
+    for name, f in fields.items():
+        if name in raw:
+            where = f"{path}.{name}" if path else name
+            values[name] = _coerce(raw[name], hints[name], f.metadata, where)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, meta: Mapping[str, Any], path: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, meta, path)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, {} if value is None else value, path=path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(_bad(path, value, "one of: " + ", ".join(map(str, args))))
+        return value
+    if origin is tuple:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(_bad(path, value, "a list of strings"))
+        out = tuple(_coerce(v, args[0], meta, f"{path}[{i}]") for i, v in enumerate(items))
+        if len(set(out)) != len(out):
+            raise ConfigError(_bad(path, value, "a list without duplicates"))
+        return out
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(_bad(path, value, "a mapping"))
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(_bad(path, value, "true or false"))
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(_bad(path, value, "an integer" + _bounds(meta)))
+        return _check_bounds(value, meta, path, "an integer")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(_bad(path, value, "a number" + _bounds(meta)))
+        return _check_bounds(float(value), meta, path, "a number")
+    if hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and path.endswith(
+                "version"):
+            value = str(value)  # `version: 0.1` is a number to YAML
+        if not isinstance(value, str):
+            raise ConfigError(_bad(path, value, "a string"))
+        return _check_choice(value, meta, path)
+    raise TypeError(f"config field {path} has an unsupported type {hint!r}")  # our bug
+
+
+def _check_choice(value: str, meta: Mapping[str, Any], path: str) -> str:
+    choices = meta.get("choices")
+    if choices is None:
+        return value
+    allowed = list(choices() if callable(choices) else choices)
+    if path.endswith("device"):
+        value = value.lower()
+        ok = value in ("cpu", "cuda", "mps") or (
+            value.startswith("cuda:") and value[5:].isdigit())
+    else:
+        ok = value in allowed
+    if not ok:
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(_bad(path, value, "one of: " + ", ".join(allowed)) + hint)
+    return value
+
+
+def _check_bounds(value: float, meta: Mapping[str, Any], path: str, kind: str) -> Any:
+    lo, hi = meta.get("min"), meta.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(_bad(path, value, kind + _bounds(meta)))
+    return value
+
+
+def _bounds(meta: Mapping[str, Any]) -> str:
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and hi is not None:
+        return f" between {lo} and {hi}"
+    if lo is not None:
+        return f" >= {lo}"
+    if hi is not None:
+        return f" <= {hi}"
+    return ""
+
+
+def _bad(path: str, value: Any, allowed: str) -> str:
+    return f"config key '{path}' has a bad value {value!r}; allowed: {allowed}."
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
