@@ -221,7 +221,8 @@ def _check_across(config: Config) -> None:
 
 def _read_yaml(source: str | os.PathLike[str]) -> Any:
     text = str(source)
-    is_path = isinstance(source, os.PathLike) or ("\n" not in text and text.endswith((".yml", ".yaml")))
+    is_path = isinstance(source, os.PathLike) or (
+        "\n" not in text and text.endswith((".yml", ".yaml")))
     if is_path:
         path = Path(text).expanduser()
         if not path.is_file():
