@@ -25,3 +25,41 @@ class DataError(AlaasError):
 
 class ModelError(AlaasError):
     """A model or its weights could not be loaded or used."""
+
+
+class ProtocolError(AlaasError):
+    """A wire message is malformed, unsigned, replayed or of an unknown type or version.
+
+    Attributes
+    ----------
+    reason : str
+        Short machine-readable code: ``"frames"``, ``"signature"``, ``"header"``,
+        ``"version"``, ``"replay"``, ``"msg_type"``, ``"content"``, ``"buffers"`` or
+        ``"encode"`` (the local side could not serialize what it was given).
+    header : dict or None
+        The parsed header of the offending message when it could be read, so that an
+        error reply can name its parent; ``None`` for garbage frames.
+    identities : tuple of bytes
+        Routing frames that preceded the message (ROUTER identities or a PUB topic).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "protocol",
+        header: dict | None = None,
+        identities: tuple[bytes, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.header = header
+        self.identities = tuple(identities)
+
+
+class JournalError(AlaasError):
+    """The session journal cannot be opened or written, or names an item it does not hold."""
+
+
+class CacheError(AlaasError):
+    """The embedding cache cannot be opened, locked or written."""

@@ -1,0 +1,764 @@
+"""Content-addressed store of embeddings on disk, keyed by item identity and model.
+
+Key
+---
+An entry's key is ``sha256(model fingerprint, dtype, item identity)``. The item
+identity comes from the caller: :func:`item_identity` builds one from a URI and
+the fsspec ``info()`` of the file (ETag, size, modification time), so a changed
+file gets a new key; :func:`content_identity` hashes the bytes themselves. Two
+model fingerprints (or two dtypes) never share a key, so caches of different
+models can live in one directory.
+
+Layout, and why
+---------------
+::
+
+    root/index.sqlite     key -> (shard, offset, nbytes, crc32), WAL mode
+    root/shards/000000.bin, 000001.bin, ...   raw rows, append-only
+    root/writer.lock      flock held by the one writer process
+
+The cache is built for about a million entries read and written in batches of
+thousands. One file per entry (``.npy`` in a fan-out tree) would cost an open,
+a write and a rename per entry, a million inodes, and thousands of opens per
+batch read. Here a batch ``put_many`` is one ``write`` of all new rows to the
+current shard followed by one SQLite transaction for their index rows; a batch
+``get_many`` is a few indexed ``SELECT``s and one scatter-read (``preadv``) per
+contiguous run of rows. Shards roll over at ``shard_bytes`` (1 GiB by default).
+
+Atomicity: the rows are appended first and the index is committed after. A
+crash in between leaves unreferenced bytes at the end of a shard (harmless) and
+no index rows, so a reader never sees an entry whose bytes were not written.
+Nothing is fsync'd: embeddings can be recomputed, and a torn or lost write after
+an OS crash is caught by the checksum.
+
+Integrity: every entry carries the ``zlib.crc32`` of its bytes. A bit flip, a
+truncated shard or a missing shard file is detected when the entry is read; the
+entry is counted in ``stats()["corrupt"]``, dropped from the index and reported
+as a miss, so the caller recomputes it and ``put_many`` stores it again.
+
+Concurrency: one writer process (enforced with ``flock`` on ``writer.lock``) and
+any number of threads in it. All caches opened in one process on the same root
+share one store object holding the index connection and one lock, which each
+``get_many``/``put_many`` holds for its duration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CacheError, InputError
+
+try:  # POSIX; elsewhere the one-writer rule is the caller's to keep
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["EmbeddingCache", "content_identity", "item_identity"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_SHARD_BYTES = 1 << 30
+_CHUNK = 500  # keys per "IN (...)" query
+_IOV_MAX = 512  # buffers per preadv call (the OS limit is usually 1024)
+_DTYPES = ("float16", "float32", "float64")
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE models (
+    model_id    INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    dtype       TEXT NOT NULL,
+    dim         INTEGER,
+    UNIQUE (fingerprint, dtype)
+);
+CREATE TABLE entries (
+    key      BLOB PRIMARY KEY,
+    model_id INTEGER NOT NULL,
+    shard    INTEGER NOT NULL,
+    offset   INTEGER NOT NULL,
+    nbytes   INTEGER NOT NULL,
+    crc      INTEGER NOT NULL,
+    created  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX entries_by_model ON entries(model_id);
+CREATE INDEX entries_by_shard ON entries(shard, offset);
+"""
+
+# fsspec info() fields, by backend: local/memory, s3fs, gcsfs, adlfs, http
+_ETAG_FIELDS = ("ETag", "etag", "e_tag", "md5Hash", "content_md5")
+_VERSION_FIELDS = ("VersionId", "version_id", "generation")
+_SIZE_FIELDS = ("size", "Size", "ContentLength", "content_length")
+_MTIME_FIELDS = (
+    "mtime",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "modified",
+    "Last-Modified",
+    "created",
+)
+
+
+# --------------------------------------------------------------------------- #
+# Identities                                                                  #
+# --------------------------------------------------------------------------- #
+
+
+def _first(info: Mapping[str, Any], names: Sequence[str]) -> Any:
+    for name in names:
+        value = info.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _stamp(value: Any) -> str:
+    """A stable text form of a modification time (float, datetime or str)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.isoformat()
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return repr(float(value))
+    return str(value)
+
+
+def item_identity(uri: str, info: Mapping[str, Any]) -> str:
+    """A stable identity of a file's current version from its fsspec ``info()``.
+
+    Uses the URI, the ETag (or md5/etag-like field), the version id, the size and
+    the modification time (``mtime``, ``LastModified``, ``updated``, ``created`` ...)
+    when present. Any change of those gives a different identity; other fields
+    (``name``, ``type``, ...) and their order do not matter.
+
+    Parameters
+    ----------
+    uri : str
+    info : mapping
+        ``fs.info(path)`` of the file.
+
+    Returns
+    -------
+    str
+        ``"meta:<sha256 hex>"``.
+
+    Raises
+    ------
+    InputError
+        ``info`` has none of ETag, size or modification time: nothing would tell a
+        changed file from the old one. Use :func:`content_identity` on its bytes.
+    """
+    if not isinstance(uri, str) or not uri:
+        raise InputError(f"uri must be a non-empty str; got {uri!r}.")
+    if not isinstance(info, Mapping):
+        raise InputError(f"info must be a mapping (fsspec info()); got {type(info).__name__}.")
+    etag = _first(info, _ETAG_FIELDS)
+    version = _first(info, _VERSION_FIELDS)
+    size = _first(info, _SIZE_FIELDS)
+    mtime = _first(info, _MTIME_FIELDS)
+    if etag is None and size is None and mtime is None and version is None:
+        raise InputError(
+            f"info for {uri!r} has no ETag, size or modification time (keys: "
+            f"{sorted(info)}); the cache could not tell a changed file from the old one. "
+            "Use content_identity(data) on the file's bytes instead."
+        )
+    parts = {
+        "uri": uri,
+        "etag": None if etag is None else str(etag).strip('"'),
+        "version": None if version is None else str(version),
+        "size": None if size is None else int(size),
+        "mtime": None if mtime is None else _stamp(mtime),
+    }
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return "meta:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def content_identity(data: bytes | bytearray | memoryview) -> str:
+    """Identity of an item by its bytes: ``"sha256:<hex>"``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputError(f"data must be bytes; got {type(data).__name__}.")
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- #
+# The shared per-root store                                                   #
+# --------------------------------------------------------------------------- #
+
+_STORES: dict[str, _Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+class _Store:
+    """Index connection, writer lock and current shard of one cache root (per process)."""
+
+    def __init__(self, root: Path, shard_bytes: int) -> None:
+        self.root = root
+        self.shard_dir = root / "shards"
+        self.shard_bytes = shard_bytes
+        self.lock = threading.RLock()
+        self.refs = 0
+        self._lock_fd: int | None = None
+        try:
+            self.shard_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(root / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the embedding cache at {root}: {exc.strerror or exc}. "
+                "Choose a writable directory."
+            ) from exc
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(self._lock_fd)
+                raise CacheError(
+                    f"another process is writing to the embedding cache at {root}; one writer "
+                    "process per cache. Stop it, or give this process its own cache root."
+                ) from None
+            os.ftruncate(self._lock_fd, 0)
+            os.write(self._lock_fd, str(os.getpid()).encode())
+        self.conn: sqlite3.Connection | None = None
+        try:
+            self.conn = sqlite3.connect(
+                root / "index.sqlite", isolation_level=None, check_same_thread=False, timeout=10
+            )
+            self._setup()
+        except (sqlite3.Error, CacheError) as exc:
+            if self.conn is not None:
+                self.conn.close()
+            self._release()
+            if isinstance(exc, CacheError):
+                raise
+            raise CacheError(
+                f"cannot open the cache index {root / 'index.sqlite'}: {exc}. Delete the cache "
+                "directory to rebuild it, or choose another root."
+            ) from exc
+        self.current = self._pick_current_shard()
+
+    def _setup(self) -> None:
+        conn = self.conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            conn.execute("BEGIN IMMEDIATE")
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?), ('format', 'alaas_lab.cache')",
+                (str(SCHEMA_VERSION),),
+            )
+            conn.execute("COMMIT")
+            return
+        row = None
+        if "meta" in tables:
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            raise CacheError(
+                f"{self.root / 'index.sqlite'} is not an alaas_lab embedding cache index; "
+                "choose another root."
+            )
+        if int(row[0]) > SCHEMA_VERSION:
+            raise CacheError(
+                f"the cache at {self.root} has schema version {row[0]}, newer than this "
+                f"alaas_lab understands ({SCHEMA_VERSION}); upgrade alaas_lab or use "
+                "another root."
+            )
+
+    def _shard_path(self, shard: int) -> Path:
+        return self.shard_dir / f"{shard:06d}.bin"
+
+    def _pick_current_shard(self) -> int:
+        on_disk = [int(p.stem) for p in self.shard_dir.glob("*.bin") if p.stem.isdigit()]
+        (indexed,) = self.conn.execute("SELECT max(shard) FROM entries").fetchone()
+        current = max([*on_disk, indexed if indexed is not None else 0, 0])
+        return self._usable(current)
+
+    def _usable(self, shard: int) -> int:
+        """``shard`` if appending to it is safe, else the next one.
+
+        A shard shorter than its indexed entries (truncated) is not appended to: new
+        rows would land under the offsets of old index rows.
+        """
+        (end,) = self.conn.execute(
+            "SELECT max(offset + nbytes) FROM entries WHERE shard=?", (shard,)
+        ).fetchone()
+        path = self._shard_path(shard)
+        size = path.stat().st_size if path.exists() else 0
+        if end is not None and size < end:
+            logger.warning("cache shard %s is shorter than its index; starting a new shard", path)
+            return self._usable(shard + 1)
+        return shard
+
+    def append(self, data: bytes) -> tuple[int, int]:
+        """Append ``data`` to the current shard; return ``(shard, offset)``."""
+        path = self._shard_path(self.current)
+        size = path.stat().st_size if path.exists() else 0
+        if size and size + len(data) > self.shard_bytes:
+            self.current = self._usable(self.current + 1)
+            path = self._shard_path(self.current)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise CacheError(f"cannot write cache shard {path}: {exc.strerror or exc}.") from exc
+        try:
+            offset = os.fstat(fd).st_size
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise CacheError(
+                f"cannot write cache shard {path}: {exc.strerror or exc}. Free disk space or "
+                "choose another cache root."
+            ) from exc
+        finally:
+            os.close(fd)
+        return self.current, offset
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            self._release()
+
+
+def _acquire_store(root: Path, shard_bytes: int) -> _Store:
+    real = os.path.realpath(root)
+    with _STORES_LOCK:
+        store = _STORES.get(real)
+        if store is None:
+            store = _Store(Path(real), shard_bytes)
+            _STORES[real] = store
+        store.refs += 1
+        return store
+
+
+def _release_store(store: _Store) -> None:
+    with _STORES_LOCK:
+        store.refs -= 1
+        if store.refs == 0:
+            _STORES.pop(str(store.root), None)
+            store.close()
+
+
+# --------------------------------------------------------------------------- #
+# Public class                                                                #
+# --------------------------------------------------------------------------- #
+
+
+class EmbeddingCache:
+    """Embeddings of one model on disk, looked up by item identity.
+
+    Parameters
+    ----------
+    root : str or Path
+        Cache directory (created if missing); may be shared by several models.
+    model_fingerprint : str
+        Identifies the model and its preprocessing (name, weights hash, input size,
+        ...). Entries of different fingerprints never mix.
+    dtype : {"float32", "float16", "float64"}, default "float32"
+        Storage and return dtype; part of the key, so changing it starts afresh.
+    shard_bytes : int, default 1 GiB
+        Size at which a new shard file is started.
+
+    Raises
+    ------
+    CacheError
+        The root cannot be created or written, its index is not a cache index or is
+        newer than this alaas_lab, or another process is writing to it.
+
+    Examples
+    --------
+    >>> cache = EmbeddingCache(tmp, model_fingerprint="resnet18@v1")  # doctest: +SKIP
+    >>> cache.put_many(["a", "b"], np.ones((2, 512), np.float32))     # doctest: +SKIP
+    >>> found, rows = cache.get_many(["a", "x", "b"])                 # doctest: +SKIP
+    >>> found, rows.shape                                              # doctest: +SKIP
+    (array([ True, False,  True]), (2, 512))
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        model_fingerprint: str,
+        dtype: str = "float32",
+        shard_bytes: int = DEFAULT_SHARD_BYTES,
+    ) -> None:
+        if not isinstance(model_fingerprint, str) or not model_fingerprint:
+            raise InputError(
+                f"model_fingerprint must be a non-empty str; got {model_fingerprint!r}."
+            )
+        if str(dtype) not in _DTYPES:
+            raise InputError(f"dtype must be one of {_DTYPES}; got {dtype!r}.")
+        if isinstance(shard_bytes, bool) or not isinstance(shard_bytes, int) or shard_bytes < 1:
+            raise InputError(f"shard_bytes must be a positive int; got {shard_bytes!r}.")
+        self.model_fingerprint = model_fingerprint
+        self.dtype = np.dtype(str(dtype))
+        self._prefix = self._key_prefix(model_fingerprint, self.dtype)
+        self._store: _Store | None = _acquire_store(Path(root), shard_bytes)
+        self.root = self._store.root
+        self._hits = self._misses = self._corrupt = self._puts = 0
+        with self._store.lock:
+            conn = self._store.conn
+            conn.execute(
+                "INSERT OR IGNORE INTO models(fingerprint, dtype) VALUES (?, ?)",
+                (model_fingerprint, self.dtype.name),
+            )
+            self._model_id, self._dim = conn.execute(
+                "SELECT model_id, dim FROM models WHERE fingerprint=? AND dtype=?",
+                (model_fingerprint, self.dtype.name),
+            ).fetchone()
+
+    # -- keys ------------------------------------------------------------------ #
+    @staticmethod
+    def _key_prefix(fingerprint: str, dtype: np.dtype) -> Any:
+        h = hashlib.sha256(b"alaas_lab.cache.v1")
+        for part in (fingerprint.encode("utf-8"), dtype.name.encode("ascii")):
+            h.update(len(part).to_bytes(8, "big"))
+            h.update(part)
+        return h
+
+    def key(self, identity: str) -> bytes:
+        """The 32-byte key of ``identity`` under this cache's model and dtype."""
+        if not isinstance(identity, str):
+            raise InputError(
+                f"keys must be item identity strings (see item_identity); got "
+                f"{type(identity).__name__} {identity!r}."
+            )
+        h = self._prefix.copy()
+        h.update(identity.encode("utf-8"))
+        return h.digest()
+
+    @property
+    def dim(self) -> int | None:
+        """Embedding width, fixed by the first put; ``None`` while empty."""
+        store = self._locked()
+        with store.lock:
+            return self._width(store.conn)
+
+    def _width(self, conn: sqlite3.Connection) -> int | None:
+        """The model's width; re-read while unknown (another cache object may set it)."""
+        if self._dim is None:
+            (self._dim,) = conn.execute(
+                "SELECT dim FROM models WHERE model_id=?", (self._model_id,)
+            ).fetchone()
+        return self._dim
+
+    def _locked(self) -> _Store:
+        if self._store is None:
+            raise CacheError(f"the embedding cache at {self.root} is closed.")
+        return self._store
+
+    def _lookup(self, conn: sqlite3.Connection, digests: Iterable[bytes]) -> dict[bytes, tuple]:
+        unique = list(dict.fromkeys(digests))
+        rows: dict[bytes, tuple] = {}
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            q = (
+                "SELECT key, shard, offset, nbytes, crc FROM entries "
+                f"WHERE model_id=? AND key IN ({','.join('?' * len(chunk))})"
+            )
+            for r in conn.execute(q, [self._model_id, *chunk]):
+                rows[r[0]] = r[1:]
+        return rows
+
+    # -- reading --------------------------------------------------------------- #
+    def get_many(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Look up many item identities at once.
+
+        Parameters
+        ----------
+        keys : sequence of str, length n
+            Item identities (:func:`item_identity`, :func:`content_identity`).
+
+        Returns
+        -------
+        found : ndarray of bool, shape (n,)
+        rows : ndarray of ``dtype``, shape (found.sum(), dim)
+            The embeddings of the found keys, in the order of ``keys``.
+
+        Corrupt entries (checksum mismatch, truncated or missing shard) come back
+        as misses; they are counted in ``stats()["corrupt"]`` and dropped.
+        """
+        digests = [self.key(k) for k in keys]
+        n = len(digests)
+        store = self._locked()
+        with store.lock:
+            try:
+                index = self._lookup(store.conn, digests)
+            except sqlite3.Error as exc:
+                raise CacheError(f"cannot read the cache index at {self.root}: {exc}") from exc
+            pos = [i for i, d in enumerate(digests) if d in index]
+            width = self._width(store.conn) or 0
+            row_nbytes = width * self.dtype.itemsize
+            out = np.empty((len(pos), width), dtype=self.dtype)
+            raw = out.view(np.uint8).reshape(len(pos), row_nbytes)
+            ok = np.ones(len(pos), dtype=bool)
+            bad_keys: set[bytes] = set()
+            # read shard by shard, in file order, one preadv per contiguous run
+            order = sorted(range(len(pos)), key=lambda j: index[digests[pos[j]]][:2])
+            by_shard: dict[int, list[int]] = {}
+            for j in order:
+                by_shard.setdefault(index[digests[pos[j]]][0], []).append(j)
+            for shard, js in by_shard.items():
+                self._read_shard(store, shard, js, pos, digests, index, raw, ok, row_nbytes)
+            for j in np.flatnonzero(~ok):
+                bad_keys.add(digests[pos[j]])
+            # a key asked for twice and found bad once is bad in both places
+            for j, p in enumerate(pos):
+                if digests[p] in bad_keys:
+                    ok[j] = False
+            if bad_keys:
+                self._drop(store, bad_keys)
+            found = np.zeros(n, dtype=bool)
+            found[np.asarray(pos, dtype=np.int64)[ok]] = True
+            self._hits += int(found.sum())
+            self._misses += n - int(found.sum())
+        return found, out[ok] if not ok.all() else out
+
+    def _read_shard(
+        self,
+        store: _Store,
+        shard: int,
+        js: list[int],
+        pos: list[int],
+        digests: list[bytes],
+        index: dict[bytes, tuple],
+        raw: np.ndarray,
+        ok: np.ndarray,
+        row_nbytes: int,
+    ) -> None:
+        path = store._shard_path(shard)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            logger.warning(
+                "cache shard %s cannot be read (%s); %d entries lost", path, exc, len(js)
+            )
+            ok[js] = False
+            return
+        try:
+            runs: list[list[int]] = []
+            prev_end = None
+            for j in js:
+                _, offset, nbytes, _ = index[digests[pos[j]]]
+                if nbytes != row_nbytes:  # index row does not match the model's width
+                    ok[j] = False
+                    continue
+                if runs and offset == prev_end and len(runs[-1]) < _IOV_MAX:
+                    runs[-1].append(j)
+                else:
+                    runs.append([j])
+                prev_end = offset + nbytes
+            for run in runs:
+                start = index[digests[pos[run[0]]]][1]
+                try:
+                    got = os.preadv(fd, [raw[j] for j in run], start)
+                except OSError as exc:
+                    logger.warning("cache shard %s read failed: %s", path, exc)
+                    got = 0
+                # rows past the end of a truncated shard were not (fully) read
+                complete = got // row_nbytes if row_nbytes else len(run)
+                for k, j in enumerate(run):
+                    crc = index[digests[pos[j]]][3]
+                    if k >= complete or zlib.crc32(raw[j]) != crc:
+                        ok[j] = False
+        finally:
+            os.close(fd)
+        if not ok[js].all():
+            logger.warning("cache shard %s: %d corrupt entries dropped", path, int((~ok[js]).sum()))
+
+    def _drop(self, store: _Store, bad: set[bytes]) -> None:
+        self._corrupt += len(bad)
+        bad_list = list(bad)
+        try:
+            store.conn.execute("BEGIN IMMEDIATE")
+            for i in range(0, len(bad_list), _CHUNK):
+                chunk = bad_list[i : i + _CHUNK]
+                store.conn.execute(
+                    f"DELETE FROM entries WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+            store.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if store.conn.in_transaction:
+                store.conn.execute("ROLLBACK")
+            raise CacheError(f"cannot update the cache index at {self.root}: {exc}") from exc
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The embedding of one identity, shape ``(dim,)``, or ``None`` on a miss."""
+        found, rows = self.get_many([key])
+        return rows[0] if found[0] else None
+
+    def __contains__(self, key: object) -> bool:
+        """Whether the index has ``key`` (no read, so a corrupt entry still counts)."""
+        if not isinstance(key, str):
+            return False
+        store = self._locked()
+        with store.lock:
+            return bool(self._lookup(store.conn, [self.key(key)]))
+
+    def __len__(self) -> int:
+        """Number of entries of this model and dtype."""
+        store = self._locked()
+        with store.lock:
+            return store.conn.execute(
+                "SELECT count(*) FROM entries WHERE model_id=?", (self._model_id,)
+            ).fetchone()[0]
+
+    # -- writing --------------------------------------------------------------- #
+    def put_many(self, keys: Sequence[str], array: Any) -> int:
+        """Store embeddings; keys already present are left as they are.
+
+        Parameters
+        ----------
+        keys : sequence of str, length n
+            Item identities; a repeated key keeps its first row.
+        array : array-like, shape (n, dim)
+            Finite values, cast to the cache ``dtype``. ``dim`` is fixed by the first
+            put of this model.
+
+        Returns
+        -------
+        int
+            How many new entries were written.
+        """
+        keys = list(keys)
+        try:
+            arr = np.asarray(array)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"array must be numeric of shape (n, dim): {exc}") from None
+        if arr.ndim != 2 or arr.shape[0] != len(keys) or arr.shape[1] == 0:
+            hint = " Use x.reshape(1, -1) for one row." if arr.ndim == 1 else ""
+            raise InputError(
+                f"array must have shape (len(keys), dim) = ({len(keys)}, dim>0); got "
+                f"{arr.shape}.{hint}"
+            )
+        if arr.dtype.kind not in "biuf":
+            raise InputError(f"array must be numeric; got dtype {arr.dtype}.")
+        if not np.isfinite(arr).all():
+            bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+            raise InputError(
+                f"array row {bad} (key {keys[bad]!r}) has NaN or infinite values; "
+                "embeddings must be finite."
+            )
+        digests = [self.key(k) for k in keys]
+        store = self._locked()
+        with store.lock:
+            self._width(store.conn)
+            if self._dim is not None and arr.shape[1] != self._dim:
+                raise InputError(
+                    f"embeddings of model {self.model_fingerprint!r} are {self._dim} wide; "
+                    f"got {arr.shape[1]}. A different width means a different model: give it "
+                    "its own model_fingerprint."
+                )
+            try:
+                existing = self._lookup(store.conn, digests)
+            except sqlite3.Error as exc:
+                raise CacheError(f"cannot read the cache index at {self.root}: {exc}") from exc
+            new: dict[bytes, int] = {}
+            for i, d in enumerate(digests):
+                if d not in existing and d not in new:
+                    new[d] = i
+            if not new:
+                return 0
+            rows = np.ascontiguousarray(arr[list(new.values())], dtype=self.dtype)
+            data = rows.view(np.uint8).reshape(len(new), -1)
+            nbytes = data.shape[1]
+            shard, offset = store.append(data.tobytes())
+            now = time.time()
+            entries = [
+                (d, self._model_id, shard, offset + k * nbytes, nbytes, zlib.crc32(data[k]), now)
+                for k, d in enumerate(new)
+            ]
+            conn = store.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entries
+                )
+                if self._dim is None:
+                    conn.execute(
+                        "UPDATE models SET dim=? WHERE model_id=?", (arr.shape[1], self._model_id)
+                    )
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise CacheError(f"cannot update the cache index at {self.root}: {exc}") from exc
+            self._dim = int(arr.shape[1])
+            self._puts += len(new)
+            return len(new)
+
+    def put(self, key: str, vector: Any) -> bool:
+        """Store one embedding of shape ``(dim,)``; return whether it was new."""
+        return self.put_many([key], np.asarray(vector).reshape(1, -1)) == 1
+
+    # -- bookkeeping ----------------------------------------------------------- #
+    def stats(self) -> dict[str, int]:
+        """Counters of this cache object, plus sizes on disk.
+
+        Returns
+        -------
+        dict
+            ``hits``, ``misses``, ``corrupt`` (entries found bad and dropped),
+            ``puts`` (entries written) since this object was opened; ``entries``
+            of this model; ``shards`` and ``shard_bytes`` on disk (all models).
+        """
+        store = self._locked()
+        with store.lock:
+            files = list(store.shard_dir.glob("*.bin"))
+            return {
+                "hits": self._hits,
+                "misses": self._misses,
+                "corrupt": self._corrupt,
+                "puts": self._puts,
+                "entries": len(self),
+                "shards": len(files),
+                "shard_bytes": sum(p.stat().st_size for p in files),
+            }
+
+    def close(self) -> None:
+        """Release the index and the writer lock (when no other cache in this process
+        uses the same root). Idempotent."""
+        if self._store is not None:
+            store, self._store = self._store, None
+            _release_store(store)
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return (
+            f"EmbeddingCache({str(self.root)!r}, model_fingerprint={self.model_fingerprint!r}, "
+            f"dtype={self.dtype.name!r})"
+        )
