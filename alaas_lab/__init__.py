@@ -13,14 +13,16 @@ from ._version import __version__
 from .config import Config, load_config
 from .errors import AlaasError, ConfigError, DataError, InputError, ModelError
 
-# public name -> module that defines it, imported on first access
+# public name -> (module, attribute; None for the module itself), imported on first access
 _LAZY = {
-    "simulate": "alaas_lab.simulate",
-    "SimulationResult": "alaas_lab.simulate",
-    "ActiveLearner": "alaas_lab.simulate",
-    "strategies": "alaas_lab.strategies",
-    "datasets": "alaas_lab.datasets",
-    "models": "alaas_lab.models",
+    "simulate": ("alaas_lab.learner", "simulate"),
+    "SimulationResult": ("alaas_lab.learner", "SimulationResult"),
+    "ActiveLearner": ("alaas_lab.learner", "ActiveLearner"),
+    "Server": ("alaas_lab.server", "Server"),
+    "Client": ("alaas_lab.client", "Client"),
+    "strategies": ("alaas_lab.strategies", None),
+    "datasets": ("alaas_lab.datasets", None),
+    "models": ("alaas_lab.models", None),
 }
 
 __all__ = [
@@ -37,11 +39,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name not in _LAZY:
         raise AttributeError(f"module 'alaas_lab' has no attribute {name!r}")
+    module, attr = _LAZY[name]
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
+    value = mod if attr is None else getattr(mod, attr)
     globals()[name] = value
     return value
 

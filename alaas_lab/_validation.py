@@ -64,7 +64,9 @@ def check_probabilities(probs: Any, *, name: str = "probs", atol: float = 1e-3) 
     if arr.shape[-1] < 2:
         raise InputError(f"{name} needs at least 2 classes (last axis); got shape {arr.shape}.")
     if (arr < 0).any() or (arr > 1 + atol).any():
-        raise InputError(f"{name} must lie in [0, 1]; got values in [{arr.min():.4g}, {arr.max():.4g}].")
+        raise InputError(
+            f"{name} must lie in [0, 1]; got values in [{arr.min():.4g}, {arr.max():.4g}]."
+        )
     sums = arr.sum(axis=-1)
     off = np.abs(sums - 1.0) > atol
     if off.any():

@@ -43,6 +43,7 @@ __all__ = [
     "BudgetConfig",
     "Config",
     "DataConfig",
+    "EvaluationConfig",
     "ExecutorConfig",
     "ModelConfig",
     "StrategyConfig",
@@ -137,6 +138,18 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """How the worker measures accuracy after each round.
+
+    Items pushed as an evaluation set (with their labels) are used when present;
+    otherwise a deterministic random ``holdout`` share of the human labels is
+    kept out of training and scored instead.
+    """
+
+    holdout: float = field(default=0.2, metadata=_spec(minimum=0.0, maximum=0.9))
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole session's configuration. Build it with :func:`load_config`."""
 
@@ -149,6 +162,7 @@ class Config:
     classes: tuple[str, ...] = ()
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     target_accuracy: float | None = field(default=None, metadata=_spec(minimum=0.0, maximum=1.0))
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     cache_dir: str = "~/.cache/alaas_lab"
     session_dir: str | None = None
     seed: int = 0
