@@ -1,0 +1,265 @@
+"""The kernel-side handle on a worker: requests, replies and the event stream.
+
+Only :mod:`alaas_lab.protocol` crosses the process line; the client imports no
+torch and no strategy code, so a notebook kernel stays light.
+
+The paper's three steps run as written::
+
+    server = Server(config_path="example.yml"); server.start()
+    client = Client(al_server_url=server.url)        # or Client("localhost:60035")
+    client.push_data(data_list, asynchronous=False)
+    selected = client.query(budget=10)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from .errors import AlaasError
+from .protocol import Message, Session
+
+__all__ = ["Client", "RemoteError", "Selection", "WorkerUnavailable"]
+
+
+class RemoteError(AlaasError):
+    """The worker answered a request with an error; ``ename`` is its class name."""
+
+    def __init__(self, ename: str, evalue: str, content: dict[str, Any]) -> None:
+        super().__init__(f"{ename}: {evalue}")
+        self.ename, self.evalue, self.content = ename, evalue, content
+
+
+class WorkerUnavailable(AlaasError):
+    """No reply from the worker in time: it is busy, gone, or the address is wrong."""
+
+
+@dataclass
+class Selection(Sequence):
+    """Items a query selected, best first. Iterates over their URIs, like the paper's list."""
+
+    round: int
+    strategy: str
+    item_ids: list[int]
+    uris: list[str] = field(default_factory=list)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.uris[i]
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+def _endpoint(url: str) -> str:
+    if "://" in url:
+        return url
+    host, _, port = url.rpartition(":")
+    if not host or not port.isdigit():
+        raise AlaasError(f"worker address {url!r} is not 'host:port' or a ZeroMQ endpoint "
+                         "(tcp://host:port, ipc://path).")
+    return f"tcp://{host}:{port}"
+
+
+class Client:
+    """Talk to a running worker.
+
+    Parameters
+    ----------
+    al_server_url : str, optional
+        ``host:port``, ``tcp://host:port`` or ``ipc://path``.
+    key : bytes or hex str, default b""
+        The worker's HMAC key (empty for an unsigned loopback worker).
+    connection_file : path, optional
+        A worker's ``worker.json``: gives the address and key (instead of the two above).
+    timeout : float, default 60
+        Seconds to wait for a reply before raising :class:`WorkerUnavailable`.
+    """
+
+    def __init__(self, al_server_url: str | None = None, *, key: bytes | str = b"",
+                 connection_file: str | Path | None = None, timeout: float = 60.0) -> None:
+        if connection_file is not None:
+            info = json.loads(Path(connection_file).read_text())
+            al_server_url, key = info["endpoint"], info.get("key", "")
+        if al_server_url is None:
+            raise AlaasError("give the worker's address (al_server_url) or its connection_file.")
+        if isinstance(key, str):
+            key = bytes.fromhex(key)
+        self.url = _endpoint(al_server_url)
+        self.key = key
+        self.timeout = timeout
+        self._ctx = zmq.Context.instance()
+        self._lock = threading.Lock()
+        self._wire = Session(key)
+        self._sock = self._connect()
+        self._events_url: str | None = None
+
+    def _connect(self) -> zmq.Socket:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.url)
+        return sock
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # ------------------------------------------------------------ requests
+    def request(self, msg_type: str, content: dict[str, Any] | None = None, *,
+                timeout: float | None = None) -> dict[str, Any]:
+        """Send one request and return the reply's content (raises on an error reply)."""
+        timeout = self.timeout if timeout is None else timeout
+        with self._lock:
+            msg_id = self._wire.send(self._sock, msg_type, content or {})
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._sock.poll(int(left * 1000)):
+                    # the socket may hold a late reply: start over with a fresh one
+                    self._sock.close(0)
+                    self._sock = self._connect()
+                    raise WorkerUnavailable(
+                        f"no reply to {msg_type!r} from the worker at {self.url} within "
+                        f"{timeout:g} s; is it running (status) and is the address right?")
+                reply = self._wire.recv(self._sock)
+                if reply.parent_id == msg_id:
+                    break  # else: a late reply to an earlier, timed-out request
+        if reply.msg_type == "error":
+            c = reply.content
+            raise RemoteError(c.get("ename", "Error"), c.get("evalue", ""), c)
+        return reply.content
+
+    def hello(self) -> dict[str, Any]:
+        reply = self.request("hello", timeout=min(self.timeout, 10.0))
+        self._events_url = reply["events"]
+        return reply
+
+    def push_data(self, data: Any, asynchronous: bool = False, *, role: str = "pool",
+                  labels: Sequence[Any] | None = None, names: Sequence[str] | None = None,
+                  timeout: float | None = None) -> dict[str, Any]:
+        """Add items to the pool: URIs / globs / a manifest, or an array of items.
+
+        Parameters
+        ----------
+        data : str, list of str, or ndarray of shape (n, ...)
+            URIs and globs (local, file://, s3://, http(s)://, memory://), or rows.
+        asynchronous : bool, default False
+            Return at once; progress and completion arrive as events.
+        role : {"pool", "eval"}
+            ``"eval"`` makes these items the evaluation set (give ``labels``).
+        """
+        content: dict[str, Any] = {"wait": not asynchronous, "role": role}
+        if isinstance(data, np.ndarray):
+            content["features"] = np.ascontiguousarray(data)
+        elif isinstance(data, (str, Path)):
+            content["uris"] = [str(data)]
+        else:
+            content["uris"] = [str(u) for u in data]
+        if labels is not None:
+            content["labels"] = [x.item() if isinstance(x, np.generic) else x for x in labels]
+        if names is not None:
+            content["names"] = list(names)
+        wait = None if asynchronous else (timeout or max(self.timeout, 3600.0))
+        return self.request("push_data", content, timeout=wait)
+
+    def query(self, budget: int, *, strategy: str | None = None) -> Selection:
+        """Select ``budget`` items to label; they stay queued until labeled."""
+        content: dict[str, Any] = {"budget": int(budget)}
+        if strategy:
+            content["strategy"] = strategy
+        r = self.request("query", content)
+        return Selection(r["round"], r.get("strategy", ""), r["item_ids"], r.get("uris", []))
+
+    def label(self, item: int, label: Any, *, labeler: str | None = None) -> int:
+        """Give one answer (saved before this returns); ``label=None`` undoes it."""
+        content = {"item_id": int(item), "label": _plain(label)}
+        if labeler:
+            content["labeler"] = labeler
+        return self.request("label", content)["row_id"]
+
+    def label_many(self, items: Sequence[int], labels: Sequence[Any], *,
+                   labeler: str | None = None) -> list[int]:
+        content: dict[str, Any] = {"item_ids": [int(i) for i in items],
+                                   "labels": [_plain(x) for x in labels]}
+        if labeler:
+            content["labeler"] = labeler
+        return self.request("label_many", content)["row_ids"]
+
+    def fit(self) -> dict[str, Any]:
+        """Train the last layer on every label now, evaluate, record the round."""
+        return self.request("fit")
+
+    def status(self) -> dict[str, Any]:
+        return self.request("status", timeout=min(self.timeout, 10.0))
+
+    def stop(self) -> None:
+        """Ask the worker to shut down."""
+        self.request("stop", timeout=min(self.timeout, 10.0))
+
+    def close(self) -> None:
+        self._sock.close(0)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ events
+    def events(self, *, types: Sequence[str] = (), timeout: float | None = None
+               ) -> Iterator[Message]:
+        """Yield published events (all, or those of ``types``) until ``timeout`` s of quiet."""
+        sub = self._subscribe(types)
+        try:
+            wire = Session(self.key)
+            while sub.poll(None if timeout is None else int(timeout * 1000)):
+                yield wire.recv(sub)
+        finally:
+            sub.close(0)
+
+    def subscribe(self, callback: Callable[[Message], None], *, types: Sequence[str] = ()
+                  ) -> Callable[[], None]:
+        """Call ``callback(event)`` from a background thread; returns an unsubscribe function."""
+        sub = self._subscribe(types)
+        stop = threading.Event()
+
+        def loop() -> None:
+            wire = Session(self.key)
+            while not stop.is_set():
+                if sub.poll(100):
+                    try:
+                        callback(wire.recv(sub))
+                    except Exception:  # a listener's bug must not kill the stream
+                        import logging
+
+                        logging.getLogger(__name__).exception("event callback failed")
+            sub.close(0)
+
+        thread = threading.Thread(target=loop, name="alaas-events", daemon=True)
+        thread.start()
+
+        def unsubscribe() -> None:
+            stop.set()
+            thread.join(2)
+        return unsubscribe
+
+    def _subscribe(self, types: Sequence[str]) -> zmq.Socket:
+        if self._events_url is None:
+            self.hello()
+        sub = self._ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        for t in types or [b""]:
+            sub.setsockopt(zmq.SUBSCRIBE, t.encode() if isinstance(t, str) else t)
+        sub.connect(self._events_url)
+        time.sleep(0.05)  # PUB/SUB joins asynchronously; events before this are missed
+        return sub
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,191 @@
+"""Start, find and stop worker processes, as in the paper: ``Server(config_path=...).start()``.
+
+The worker runs as a separate Python process (``python -m alaas_lab.worker``), so
+the notebook kernel stays responsive while it fetches, embeds and trains. Its
+session directory holds the journal, the resolved config, the log and the
+connection file; starting a server on a directory that already holds a session
+resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .client import Client
+from .config import Config, load_config
+from .errors import AlaasError
+from .worker.loop import CONNECTION_FILE, is_loopback
+
+__all__ = ["Server", "WorkerStartError"]
+
+
+class WorkerStartError(AlaasError):
+    """The worker process exited or did not come up; the message holds its log's tail."""
+
+
+class Server:
+    """A worker process for one session.
+
+    Parameters
+    ----------
+    config_path : path, optional
+        YAML config (the paper's shape); or give ``config``.
+    config : Config or dict, optional
+    session_dir : path, optional
+        Default: the config's ``session_dir``, else ``./alaas_sessions/<name>``.
+    key : bytes, optional
+        HMAC key for the wire. Default: none on loopback/ipc, a fresh random key
+        for any other host (it is written to the connection file, mode 0600).
+    """
+
+    def __init__(self, config_path: str | os.PathLike[str] | None = None, *,
+                 config: Config | dict[str, Any] | None = None,
+                 session_dir: str | os.PathLike[str] | None = None,
+                 key: bytes | None = None, log_level: str = "INFO") -> None:
+        if config_path is not None and config is not None:
+            raise AlaasError("give config_path or config, not both.")
+        self.config = load_config(config_path if config is None else config)
+        where = session_dir or self.config.session_dir or Path("alaas_sessions") / self.config.name
+        self.session_dir = Path(where).expanduser().resolve()
+        host = self.config.al_worker.host
+        remote = self.config.al_worker.protocol == "tcp" and not is_loopback(host)
+        self.key = key if key is not None else (secrets.token_bytes(32) if remote else b"")
+        self.log_level = log_level
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_file(self) -> Path:
+        return self.session_dir / CONNECTION_FILE
+
+    @property
+    def log_file(self) -> Path:
+        return self.session_dir / "worker.log"
+
+    @property
+    def url(self) -> str:
+        return self.connection()["endpoint"]
+
+    def connection(self) -> dict[str, Any]:
+        """The running worker's connection info (endpoints, pid, key)."""
+        try:
+            return json.loads(self.connection_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            raise AlaasError(f"no worker is running for {self.session_dir} "
+                             "(no connection file); call start().") from None
+
+    def start(self, *, timeout: float = 120.0) -> Server:
+        """Start the worker (or attach to a live one for this session) and wait until it serves."""
+        if self.is_alive():
+            return self
+        self.session_dir.mkdir(parents=True, exist_ok=True)
+        self.connection_file.unlink(missing_ok=True)
+        config_file = self.session_dir / "config.yml"
+        config_file.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        env = {**os.environ, "ALAAS_KEY": self.key.hex()}
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "alaas_lab.worker", "--config", str(config_file),
+                 "--session-dir", str(self.session_dir), "--log-level", self.log_level],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise WorkerStartError(
+                    f"the worker exited with code {self.process.returncode} while starting; "
+                    f"its log ({self.log_file}) ends with:\n{self.log_tail()}")
+            info = self._read_connection()
+            if info and info.get("pid") == self.process.pid:
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise WorkerStartError(f"the worker did not come up within {timeout:g} s; its log "
+                               f"ends with:\n{self.log_tail()}")
+
+    def client(self, **kwargs: Any) -> Client:
+        """A :class:`Client` connected to this worker."""
+        return Client(connection_file=self.connection_file, **kwargs)
+
+    def pid(self) -> int | None:
+        info = self._read_connection()
+        return None if info is None else int(info["pid"])
+
+    def is_alive(self) -> bool:
+        """Whether a worker process for this session is running."""
+        if self.process is not None:
+            return self.process.poll() is None
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Ask the worker to stop; kill it if it does not within ``timeout`` s."""
+        if not self.is_alive():
+            return
+        try:
+            with self.client(timeout=min(timeout, 5.0)) as c:
+                c.stop()
+        except AlaasError:
+            pass
+        if not self._wait(timeout):
+            self.kill()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the worker (SIGKILL by default) and reap it."""
+        pid = self.process.pid if self.process is not None else self.pid()
+        if pid is None:
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+        self._wait(10.0)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def _wait(self, timeout: float) -> bool:
+        if self.process is not None:
+            try:
+                self.process.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.is_alive():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _read_connection(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.connection_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

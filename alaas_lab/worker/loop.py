@@ -1,0 +1,379 @@
+"""The worker process: a ZeroMQ ROUTER for requests, a PUB socket for events.
+
+Threads and sockets
+-------------------
+ZeroMQ sockets belong to one thread, so only the main thread touches them. It
+polls the ROUTER, answers cheap requests at once (``label`` is a journal commit,
+``status`` a read) and hands heavy ones (``push_data``, ``query``, ``fit``) to a
+single job thread, so they run one at a time in order. Replies and events from
+the job thread and the pipeline go through an outbox queue that the main loop
+drains between polls. A request that fails gets an ``error`` reply; nothing a
+client sends can stop the loop.
+
+Connection file
+---------------
+Once bound, the worker writes ``worker.json`` in the session directory (mode
+0600, atomically): both endpoints, its pid, the protocol version and the HMAC
+key (hex, empty when unsigned). :class:`~alaas_lab.server.Server` waits for it
+and clients read it to attach.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from ..config import Config
+from ..data import expand
+from ..errors import AlaasError, ConfigError, ProtocolError
+from ..pipeline import thread_plan
+from ..protocol import PROTOCOL_VERSION, Message, Session, error_content
+from .ingest import Ingestor
+from .state import PoolSession
+
+logger = logging.getLogger(__name__)
+
+CONNECTION_FILE = "worker.json"
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Worker:
+    """Serves one session directory over ZeroMQ.
+
+    Parameters
+    ----------
+    config : Config
+    session_dir : path
+    key : bytes, default b""
+        HMAC key for every message. Required when binding a non-loopback host.
+    backbone : Backbone, optional
+        Overrides the config's (tests, notebooks with their own model).
+    """
+
+    def __init__(self, config: Config, session_dir: str | Path, *, key: bytes = b"",
+                 backbone: Any = None) -> None:
+        worker = config.al_worker
+        if worker.protocol == "tcp" and not is_loopback(worker.host) and not key:
+            raise ConfigError(
+                f"config key 'al_worker.host' is {worker.host!r}, which is reachable from other "
+                "machines; a remote worker needs authentication: start it with a key "
+                "(alaas-lab serve --key-file ...) or bind 127.0.0.1.")
+        self.config = config
+        self.key = key
+        self.plan = thread_plan()
+        self.outbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self.session = PoolSession(config, session_dir, backbone=backbone, emit=self.emit)
+        self.ingestor = Ingestor(self.session, self.plan)
+        self.state = "idle"
+        self._stopping = threading.Event()
+        self.ctx = zmq.Context()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.endpoint = self._bind(self.router, worker.port)
+        self.events_endpoint = self._bind(self.pub, 0, suffix="events")
+        self.wire = Session(key)  # main thread only
+
+    # ------------------------------------------------------------ setup
+    def _bind(self, sock: zmq.Socket, port: int, suffix: str = "requests") -> str:
+        worker = self.config.al_worker
+        if worker.protocol == "ipc":
+            path = self.session.dir / f"{suffix}.sock"
+            if path.exists():
+                path.unlink()
+            sock.bind(f"ipc://{path}")
+            return f"ipc://{path}"
+        host = worker.host
+        bracket = f"[{host}]" if ":" in host else host
+        if ":" in host:
+            sock.setsockopt(zmq.IPV6, 1)
+        try:
+            if port:
+                sock.bind(f"tcp://{bracket}:{port}")
+            else:
+                port = sock.bind_to_random_port(f"tcp://{bracket}")
+        except zmq.ZMQError as exc:
+            raise ConfigError(
+                f"cannot listen on tcp://{host}:{port} ({exc}); the port is probably in use: "
+                "choose another 'al_worker.port' or 0 for a free one.") from None
+        return f"tcp://{bracket}:{port}"
+
+    def write_connection_file(self) -> Path:
+        path = self.session.dir / CONNECTION_FILE
+        tmp = path.with_suffix(".tmp")
+        info = {"endpoint": self.endpoint, "events": self.events_endpoint, "pid": os.getpid(),
+                "protocol_version": PROTOCOL_VERSION, "key": self.key.hex(),
+                "host": socket.gethostname()}
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+        os.replace(tmp, path)
+        return path
+
+    # ------------------------------------------------------------ outbox
+    def emit(self, msg_type: str, content: dict[str, Any]) -> None:
+        """Publish an event (any thread)."""
+        self.outbox.put(("event", msg_type, content))
+
+    def _reply_later(self, request: Message, msg_type: str, content: dict[str, Any]) -> None:
+        self.outbox.put(("reply", request, msg_type, content))
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                kind, *rest = self.outbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if kind == "event":
+                    msg_type, content = rest
+                    self.wire.publish(self.pub, msg_type, _jsonable(content))
+                elif kind == "error":
+                    request, exc = rest
+                    self.wire.send_error(self.router, exc, request=request)
+                else:
+                    request, msg_type, content = rest
+                    self.wire.reply(self.router, request, msg_type, _jsonable(content))
+            except Exception:
+                logger.exception("could not send %s", kind)
+
+    # ------------------------------------------------------------ main loop
+    def serve_forever(self) -> None:
+        """Answer requests until a ``stop`` request or SIGTERM."""
+        self.write_connection_file()
+        jobs = threading.Thread(target=self._job_loop, name="worker-jobs", daemon=True)
+        jobs.start()
+        self._resume()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        logger.info("worker %d serving %s (events %s)", os.getpid(), self.endpoint,
+                    self.events_endpoint)
+        try:
+            while not self._stopping.is_set():
+                if poller.poll(10):
+                    self._handle()
+                self._drain()
+        finally:
+            self.jobs.put(None)
+            jobs.join(timeout=10)
+            self._drain()
+            self.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def close(self) -> None:
+        self.session.close()
+        self.ingestor.fetcher.close()
+        self.router.close(0)
+        self.pub.close(0)
+        self.ctx.term()
+        (self.session.dir / CONNECTION_FILE).unlink(missing_ok=True)
+
+    def _handle(self) -> None:
+        try:
+            request = self.wire.recv(self.router, zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        except ProtocolError as exc:
+            logger.warning("refused a message: %s", exc)
+            try:
+                self.wire.send_error(self.router, exc)
+            except Exception:
+                logger.debug("could not answer a malformed message", exc_info=True)
+            return
+        handler = getattr(self, f"_on_{request.msg_type}", None)
+        if handler is None:
+            self.wire.send_error(self.router, ProtocolError(
+                f"the worker does not accept {request.msg_type!r} messages.",
+                reason="msg_type"), request=request)
+            return
+        try:
+            handler(request)
+        except AlaasError as exc:
+            self.wire.send_error(self.router, exc, request=request)
+        except Exception as exc:
+            logger.exception("request %s failed", request.msg_type)
+            self.wire.send_error(self.router, exc, request=request)
+
+    # ------------------------------------------------------------ jobs
+    def _job_loop(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.plan.torch_threads)
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            job()
+
+    def _submit(self, name: str, fn: Callable[[], Any], request: Message | None,
+                reply_type: str | None = None) -> None:
+        def job() -> None:
+            self.state = name
+            try:
+                result = fn()
+                if request is not None and reply_type is not None:
+                    self._reply_later(request, reply_type, result)
+            except Exception as exc:
+                if not isinstance(exc, AlaasError):
+                    logger.exception("job %s failed", name)
+                if request is not None:
+                    self.outbox.put(("error", request, exc))
+                else:
+                    self.emit("worker_error", error_content(exc, job=name))
+            finally:
+                self.state = "idle"
+        self.jobs.put(job)
+
+    def _resume(self) -> None:
+        """Finish what a killed worker left: embeddings of pushed URIs, a labeled round."""
+        s = self.session
+        missing = [i for i in range(s.n_items) if not s.emb.filled[i] and not s.quarantined[i]]
+        uris = [s.uris[i] for i in missing if not s.uris[i].startswith("array:")]
+        if uris:
+            logger.info("resuming the push of %d items", len(uris))
+            self._submit("push", lambda: self._push_uris(uris), None)
+        done = s._completed_round()
+        if done is not None and s.train_mask().any():
+            self._submit("fit", lambda: s.finish_round(done), None)
+
+    # ------------------------------------------------------------ handlers
+    def _on_hello(self, request: Message) -> None:
+        self.wire.reply(self.router, request, "hello_reply", {
+            "events": self.events_endpoint, "protocol_version": PROTOCOL_VERSION,
+            "pid": os.getpid(), "session_dir": str(self.session.dir),
+            "name": self.config.name, "classes": list(self.config.classes)})
+
+    def _on_status(self, request: Message) -> None:
+        status = self.session.status()
+        status.update(state=self.state, pid=os.getpid(), protocol_version=PROTOCOL_VERSION,
+                      quarantine=self.session.journal.quarantined(),
+                      jobs_queued=self.jobs.qsize())
+        self.wire.reply(self.router, request, "status_reply", _jsonable(status))
+
+    def _on_stop(self, request: Message) -> None:
+        self.wire.reply(self.router, request, "stop_reply", {"stopping": True})
+        self.stop()
+
+    def _on_label(self, request: Message) -> None:
+        c = request.content
+        result = self.session.label(c["item_id"], c["label"], labeler=c.get("labeler"))
+        self.wire.reply(self.router, request, "label_reply",
+                        {"item_id": result["item_id"], "row_id": result["row_id"]})
+        self._after_labels([result])
+
+    def _on_label_many(self, request: Message) -> None:
+        c = request.content
+        results = self.session.label_many(c["item_ids"], c["labels"], labeler=c.get("labeler"))
+        self.wire.reply(self.router, request, "label_many_reply",
+                        {"row_ids": [r["row_id"] for r in results]})
+        self._after_labels(results)
+
+    def _after_labels(self, results: list[dict[str, Any]]) -> None:
+        for r in results:
+            if r["round_complete"] is not None:
+                rnd = r["round_complete"]
+                self._submit("fit", lambda rnd=rnd: self.session.finish_round(rnd), None)
+
+    def _on_fit(self, request: Message) -> None:
+        self._submit("fit", self.session.finish_round, request, "fit_reply")
+
+    def _on_query(self, request: Message) -> None:
+        c = request.content
+        self._submit("query", lambda: self.session.query(c["budget"],
+                                                         strategy=c.get("strategy")),
+                     request, "query_reply")
+
+    def _on_push_data(self, request: Message) -> None:
+        c = request.content
+        wait = c.get("wait", True)
+        role = c.get("role", "pool")
+        if role not in ("pool", "eval"):
+            raise ConfigError(f"push_data role must be 'pool' or 'eval'; got {role!r}.")
+        if role == "eval" and len(c.get("labels") or []) == 0:
+            raise ConfigError("push_data with role='eval' needs labels, one per item.")
+        features = c.get("features")
+        if features is not None:
+            rows = np.asarray(features)
+            names = c.get("names")
+
+            def run() -> dict[str, Any]:
+                out = self.ingestor.push_arrays(rows, uris=names, on_progress=self._progress)
+                return self._after_push(out, role, c.get("labels"))
+        else:
+            sources = c.get("uris") or []
+
+            def run() -> dict[str, Any]:
+                uris = expand(sources, storage_options=self.config.data.storage_options or None)
+                out = self._push_uris(uris)
+                return self._after_push(out, role, c.get("labels"))
+        if wait:
+            self._submit("push", run, request, "push_data_reply")
+        else:
+            self._submit("push", run, None)
+            self.wire.reply(self.router, request, "push_data_reply",
+                            {"item_ids": [], "n_items": self.session.n_items, "queued": True})
+
+    def _push_uris(self, uris: list[str]) -> dict[str, Any]:
+        return self.ingestor.push_uris(uris, on_progress=self._progress)
+
+    def _after_push(self, out: dict[str, Any], role: str, labels: Any) -> dict[str, Any]:
+        if role == "eval":
+            self.session.mark_eval(np.asarray(out["item_ids"], dtype=np.int64), list(labels))
+        self.emit("push_done", {k: out[k] for k in ("n_items", "cache_hits", "embedded",
+                                                     "seconds")}
+                  | {"pipeline": out["pipeline"], "quarantined": out["quarantined"]})
+        return out
+
+    def _progress(self, event: dict[str, Any]) -> None:
+        self.emit("progress", event)
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars → Python numbers, NaN → None (the wire refuses NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def run_worker(config: Config, session_dir: str | Path, *, key: bytes = b"",
+               backbone: Any = None) -> None:
+    """Run a worker in this process until it is stopped (the ``serve`` entry point)."""
+    worker = Worker(config, session_dir, key=key, backbone=backbone)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    try:
+        worker.serve_forever()
+    except KeyboardInterrupt:
+        worker.stop()
+

@@ -1,0 +1,451 @@
+"""The worker's state, without any socket: pool, embeddings, labels, head, rounds.
+
+:class:`PoolSession` is what the ZeroMQ loop drives; tests drive it directly.
+Everything durable goes to the :class:`~alaas_lab.journal.Journal` first (a label
+is committed before it is acknowledged) and everything expensive to recompute
+(embeddings) to the :class:`~alaas_lab.cache.EmbeddingCache`, so a worker that
+is killed and started again on the same session directory resumes where it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import strategies
+from ..cache import EmbeddingCache, content_identity
+from ..config import Config
+from ..errors import InputError, ModelError
+from ..journal import Journal
+from ..models import LastLayerHead
+
+__all__ = ["BudgetError", "Embeddings", "PoolSession"]
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[str, dict[str, Any]], None]
+SEED_STRATEGY = "random"
+EVAL_LABELER = "evaluation-set"
+
+
+class BudgetError(InputError):
+    """A query would spend more labels than the configured budget allows."""
+
+
+class Embeddings:
+    """A growable ``[n, d]`` float32 matrix with a mask of the rows that are filled."""
+
+    def __init__(self) -> None:
+        self._x: np.ndarray | None = None
+        self._filled = np.zeros(0, dtype=bool)
+        self.n = 0
+
+    def resize(self, n: int) -> None:
+        if n <= self._filled.shape[0]:
+            self.n = max(self.n, n)
+            return
+        cap = max(n, 2 * self._filled.shape[0], 1024)
+        filled = np.zeros(cap, dtype=bool)
+        filled[: self._filled.shape[0]] = self._filled
+        self._filled = filled
+        if self._x is not None:
+            x = np.zeros((cap, self._x.shape[1]), dtype=np.float32)
+            x[: self._x.shape[0]] = self._x
+            self._x = x
+        self.n = n
+
+    def put(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size == 0:
+            return
+        self.resize(int(ids.max()) + 1)
+        if self._x is None:
+            self._x = np.zeros((self._filled.shape[0], rows.shape[1]), dtype=np.float32)
+        if rows.shape[1] != self._x.shape[1]:
+            raise ModelError(
+                f"embedding width changed from {self._x.shape[1]} to {rows.shape[1]}; "
+                "a session keeps one backbone — start a new session for another model.")
+        self._x[ids] = rows
+        self._filled[ids] = True
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """``[n, d]`` view (zeros where not filled)."""
+        if self._x is None:
+            return np.zeros((self.n, 0), dtype=np.float32)
+        return self._x[: self.n]
+
+    @property
+    def filled(self) -> np.ndarray:
+        return self._filled[: self.n]
+
+
+class PoolSession:
+    """Pool, labels, head and rounds of one active-learning session.
+
+    Parameters
+    ----------
+    config : Config
+    session_dir : path
+        Holds ``session.sqlite`` (the journal).
+    backbone : Backbone, optional
+        Defaults to the one named in the config, built on first use.
+    emit : callable(msg_type, content), optional
+        Receives events (``round_result``, ``quarantined``, ``progress``...).
+    """
+
+    def __init__(self, config: Config, session_dir: str | Path, *, backbone: Any = None,
+                 emit: Emit | None = None) -> None:
+        self.config = config
+        self.dir = Path(session_dir).expanduser()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(self.dir / "session.sqlite")
+        self.emit: Emit = emit or (lambda kind, content: None)
+        self.lock = threading.RLock()
+        self.classes = list(config.classes)
+        self._backbone = backbone
+        self._cache: EmbeddingCache | None = None
+        self.emb = Embeddings()
+        self.uris: list[str] = []
+        self.quarantined = np.zeros(0, dtype=bool)
+        self.is_eval = np.zeros(0, dtype=bool)
+        self.codes = np.zeros(0, dtype=np.int64)  # class index per item, -1 unlabeled
+        self.pending: dict[int, tuple[int, str]] = {}  # item -> (round, strategy)
+        self.round = 0
+        self.strategy = config.active_learning.strategy.type
+        self.head = self._new_head()
+        self._fitted_at = -1  # label count at the last fit
+        self._n_label_events = 0
+        self._restore()
+
+    # ------------------------------------------------------------ components
+    @property
+    def backbone(self) -> Any:
+        if self._backbone is None:
+            from ..models import backbone as make_backbone
+
+            model = self.config.active_learning.model
+            kwargs: dict[str, Any] = {}
+            if model.weights:
+                kwargs["weights"] = model.weights
+            self._backbone = make_backbone(model.name, **kwargs)
+            logger.info("backbone: %s", self._backbone.describe().get("summary"))
+        return self._backbone
+
+    @property
+    def cache(self) -> EmbeddingCache:
+        if self._cache is None:
+            root = Path(self.config.cache_dir).expanduser()
+            self._cache = EmbeddingCache(root, model_fingerprint=self.backbone.fingerprint)
+        return self._cache
+
+    def _new_head(self) -> LastLayerHead:
+        return LastLayerHead(self.classes or None, seed=self.config.seed)
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+        self.journal.close()
+
+    # ------------------------------------------------------------ restore
+    def _restore(self) -> None:
+        """Rebuild the in-memory state from the journal (and embeddings from the cache)."""
+        items = self.journal.items()
+        self._grow(len(items))
+        self.uris = [it.uri for it in items]
+        for it in items:
+            self.quarantined[it.item_id] = it.status == "quarantined"
+        for event in self.journal.events("eval_items"):
+            self.is_eval[np.asarray(event.payload["item_ids"], dtype=np.int64)] = True
+        for item_id, label in self.journal.labels().items():
+            self.codes[item_id] = self._code(label, item_id) if label is not None else -1
+        for sel in self.journal.pending_selections():
+            self.pending[sel.item_id] = (sel.round, sel.strategy)
+        rounds = [s.round for s in self.journal.selections()]
+        self.round = max(rounds, default=0)
+        keyed = [(it.item_id, it.content_key) for it in items if it.content_key]
+        if keyed:
+            found, rows = self.cache.get_many([k for _, k in keyed])
+            ids = np.array([i for i, _ in keyed], dtype=np.int64)[found]
+            self.emb.put(ids, rows)
+        if items:
+            logger.info("resumed session: %d items (%d embedded), %d labels, round %d",
+                        len(items), int(self.emb.filled.sum()), int((self.codes >= 0).sum()),
+                        self.round)
+
+    def _grow(self, n: int) -> None:
+        old = self.codes.shape[0]
+        if n <= old:
+            return
+        self.codes = np.concatenate([self.codes, np.full(n - old, -1, dtype=np.int64)])
+        self.quarantined = np.concatenate([self.quarantined, np.zeros(n - old, dtype=bool)])
+        self.is_eval = np.concatenate([self.is_eval, np.zeros(n - old, dtype=bool)])
+        self.emb.resize(n)
+
+    # ------------------------------------------------------------ pool
+    @property
+    def n_items(self) -> int:
+        return len(self.uris)
+
+    def add_items(self, uris: Sequence[str], *, content_keys: Sequence[str | None] | None = None
+                  ) -> np.ndarray:
+        """Register items in the journal (idempotent); return their ids."""
+        with self.lock:
+            ids = np.asarray(self.journal.add_items(uris, content_keys=content_keys),
+                             dtype=np.int64)
+            n = int(ids.max()) + 1 if ids.size else 0
+            if n > self.n_items:
+                self.uris.extend([None] * (n - self.n_items))  # type: ignore[list-item]
+                for i, uri in zip(ids.tolist(), uris, strict=True):
+                    self.uris[i] = uri
+                self._grow(n)
+            return ids
+
+    def store_embeddings(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        with self.lock:
+            self.emb.put(ids, np.asarray(rows, dtype=np.float32))
+
+    def mark_quarantined(self, item_id: int, uri: str, stage: str, reason: str) -> None:
+        with self.lock:
+            self.journal.quarantine(item_id, f"{stage}: {reason}")
+            self.quarantined[item_id] = True
+            self.pending.pop(item_id, None)
+        self.emit("quarantined", {"item_id": int(item_id), "uri": uri, "reason": reason,
+                                  "stage": stage})
+
+    def mark_eval(self, ids: np.ndarray, labels: Sequence[Any]) -> None:
+        """Make items an evaluation set with known labels (never selected, never trained on)."""
+        with self.lock:
+            codes = [self._code(lab, int(i)) for i, lab in zip(ids, labels, strict=True)]
+            self.journal.record_labels(ids.tolist(), list(labels), labeler=EVAL_LABELER)
+            self.journal.record_event("eval_items", {"item_ids": ids.tolist()})
+            self.is_eval[ids] = True
+            self.codes[ids] = codes
+
+    def array_keys(self, rows: np.ndarray) -> list[str]:
+        """Content identities of pushed array rows (their bytes, dtype and shape)."""
+        rows = np.ascontiguousarray(rows)
+        tag = f"{rows.dtype.str}{rows.shape[1:]}".encode()
+        return [content_identity(tag + r.tobytes()) for r in rows]
+
+    # ------------------------------------------------------------ labels
+    def _code(self, label: Any, item_id: int) -> int:
+        if not self.classes:
+            raise InputError(
+                "the config lists no classes, so labels cannot be checked; add "
+                "'classes: [...]' to the config.")
+        for candidate in (label, str(label)):
+            if candidate in self.classes:
+                return self.classes.index(candidate)
+        raise InputError(
+            f"item {item_id}: unknown label {label!r}; allowed labels are the config's "
+            f"classes: {', '.join(map(str, self.classes))}.")
+
+    def _check_item(self, item_id: Any) -> int:
+        if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)):
+            raise InputError(f"item_id must be an int pool index; got {item_id!r}.")
+        item_id = int(item_id)
+        if not 0 <= item_id < self.n_items:
+            raise InputError(
+                f"item {item_id} is not in the pool (items 0..{self.n_items - 1}); "
+                "push the item first or check the id.")
+        if self.quarantined[item_id]:
+            raise InputError(f"item {item_id} ({self.uris[item_id]}) is quarantined and cannot "
+                             "be labeled; see the quarantine reason in status().")
+        return item_id
+
+    def label(self, item_id: Any, label: Any, *, labeler: str | None = None) -> dict[str, Any]:
+        """Record one answer (``label=None`` retracts it). Committed before returning.
+
+        Returns ``{"item_id", "row_id", "round_complete"}``; ``round_complete`` is
+        the round whose selection is now fully labeled, or None.
+        """
+        return self.label_many([item_id], [label], labeler=labeler)[0]
+
+    def label_many(self, item_ids: Sequence[Any], labels: Sequence[Any], *,
+                   labeler: str | None = None) -> list[dict[str, Any]]:
+        if len(item_ids) != len(labels):
+            raise InputError(f"label_many needs one label per item: {len(item_ids)} item ids, "
+                             f"{len(labels)} labels.")
+        with self.lock:
+            ids = [self._check_item(i) for i in item_ids]
+            if len(set(ids)) != len(ids):
+                raise InputError("label_many got the same item twice; give each item once.")
+            codes = [-1 if lab is None else self._code(lab, i) for i, lab in zip(ids, labels,
+                                                                               strict=True)]
+            rounds = [self.pending.get(i, (self.round, "unrequested")) for i in ids]
+            rows = []
+            for i, lab, (rnd, strat) in zip(ids, labels, rounds, strict=True):
+                rows.append(self.journal.record_label(i, lab, labeler=labeler, round=rnd,
+                                                      strategy=strat))
+            results = []
+            for i, code, row in zip(ids, codes, rows, strict=True):
+                self.codes[i] = code
+                if code >= 0:
+                    self.pending.pop(i, None)
+                results.append({"item_id": i, "row_id": row, "round_complete": None})
+            self._n_label_events += len(ids)
+            done = self._completed_round()
+            if done is not None:
+                results[-1]["round_complete"] = done
+            return results
+
+    def _completed_round(self) -> int | None:
+        """The current round, if its selection has just become fully labeled."""
+        if self.round == 0 or any(r == self.round for r, _ in self.pending.values()):
+            return None
+        recorded = {r.round for r in self.journal.rounds()}
+        return None if self.round in recorded else self.round
+
+    @property
+    def labeled(self) -> np.ndarray:
+        return self.codes >= 0
+
+    def train_mask(self) -> np.ndarray:
+        """Labeled items the head trains on: not eval items, not held out."""
+        mask = self.labeled & ~self.is_eval & self.emb.filled & ~self.quarantined
+        if self.is_eval.any() or self.config.evaluation.holdout == 0:
+            return mask
+        return mask & ~self._holdout_mask()
+
+    def eval_mask(self) -> np.ndarray:
+        ok = self.labeled & self.emb.filled & ~self.quarantined
+        if self.is_eval.any():
+            return ok & self.is_eval
+        return ok & self._holdout_mask()
+
+    def _holdout_mask(self) -> np.ndarray:
+        """A fixed pseudo-random share of items, the same after a restart."""
+        n = self.n_items
+        ids = np.arange(n, dtype=np.uint64)
+        mixed = (ids * np.uint64(0x9E3779B97F4A7C15) + np.uint64(self.config.seed)) >> np.uint64(40)
+        return (mixed % np.uint64(1000)) < np.uint64(round(1000 * self.config.evaluation.holdout))
+
+    # ------------------------------------------------------------ rounds
+    def budget_left(self) -> int | None:
+        total = self.config.budget.total
+        if not total:
+            return None
+        asked = int((self.labeled & ~self.is_eval).sum()) + len(
+            [i for i in self.pending if not self.labeled[i]])
+        return max(0, total - asked)
+
+    def query(self, budget: int, *, strategy: str | None = None) -> dict[str, Any]:
+        """Select ``budget`` items for the human; they stay pending until labeled."""
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+            raise InputError(f"budget must be an integer >= 1; got {budget!r}.")
+        budget = int(budget)
+        with self.lock:
+            name = strategy or self.strategy
+            if name == "auto":
+                raise InputError(
+                    "strategy 'auto' (PSHEA) is driven by the automatic controller; "
+                    "query with a zoo strategy or run the auto mode.")
+            if name not in strategies.names():
+                raise InputError(f"unknown strategy {name!r}; choose one of "
+                                 f"{', '.join(strategies.names())}.")
+            left = self.budget_left()
+            if left is not None and budget > left:
+                raise BudgetError(
+                    f"budget={budget} asks for more labels than the session's budget has left "
+                    f"({left} of budget.total={self.config.budget.total}); ask for at most {left}"
+                    " or raise budget.total in the config.")
+            n_train = int(self.train_mask().sum())
+            if n_train < max(1, self.config.budget.initial) and strategies.requirements(name) & {
+                    "probs", "mc_probs"}:
+                name = SEED_STRATEGY  # no model yet: a random seed set, as the paper does
+            blocked = ~self.emb.filled | self.quarantined | self.labeled | self.is_eval
+            if self.pending:
+                blocked[list(self.pending)] = True
+            available = int((~blocked).sum())
+            if budget > available:
+                raise InputError(
+                    f"budget={budget} but only {available} pool items are embedded, unlabeled "
+                    f"and not already queued; ask for at most {available} or push more data.")
+            chosen = self._select(name, budget, blocked)
+            self.round += 1
+            self.journal.record_selection(self.round, name, chosen.tolist())
+            for i in chosen.tolist():
+                self.pending[i] = (self.round, name)
+            return {"round": self.round, "item_ids": chosen.tolist(),
+                    "uris": [self.uris[i] for i in chosen.tolist()], "strategy": name}
+
+    def _select(self, name: str, k: int, blocked: np.ndarray) -> np.ndarray:
+        needs = strategies.requirements(name)
+        X = self.emb.matrix
+        inputs: dict[str, Any] = {}
+        rng = np.random.default_rng([self.config.seed, self.round])
+        if needs & {"probs", "mc_probs"}:
+            self._fit_if_stale()
+            if "mc_probs" in needs:
+                inputs["probs"] = self.head.predict_proba_mc(X, 20, rng)
+            else:
+                inputs["probs"] = self.head.predict_proba(X)
+        if "embeddings" in needs:
+            inputs["embeddings"] = X
+        params = dict(self.config.active_learning.strategy.params)
+        return np.asarray(strategies.select(name, k, labeled=blocked, rng=rng, **inputs,
+                                            **params), dtype=np.int64)
+
+    def _fit_if_stale(self) -> None:
+        if self._fitted_at != self._n_label_events:
+            self.fit()
+
+    def fit(self) -> LastLayerHead:
+        """Fit the last layer on every training label (warm start)."""
+        with self.lock:
+            mask = self.train_mask()
+            if not mask.any():
+                raise ModelError("no labeled item to train on yet; label a few items first.")
+            X, y = self.emb.matrix, self.codes
+            self.head.fit(X[mask], y[mask], classes=np.arange(len(self.classes)),
+                          standardize_on=X[self.emb.filled])
+            self._fitted_at = self._n_label_events
+            return self.head
+
+    def finish_round(self, round_: int | None = None) -> dict[str, Any]:
+        """Fit, evaluate and record a round; emits ``round_result``."""
+        with self.lock:
+            rnd = self.round if round_ is None else round_
+            t0 = time.perf_counter()
+            self.fit()
+            ev = self.eval_mask()
+            scores: dict[str, float | None] = {"top1": None, "top5": None}
+            if ev.any():
+                scores = self.head.evaluate(self.emb.matrix[ev], self.codes[ev])
+            strategy = next((s.strategy for s in self.journal.selections(round=rnd)), "none")
+            n_labeled = int(self.train_mask().sum())
+            extra = {"n_eval": int(ev.sum()), "fit_s": round(time.perf_counter() - t0, 4)}
+            self.journal.record_round(rnd, strategy, n_labeled=n_labeled, top1=scores["top1"],
+                                      top5=scores["top5"], extra=extra)
+            result = {"round": rnd, "strategy": strategy, "n_labeled": n_labeled,
+                      "top1": scores["top1"], "top5": scores["top5"], **extra}
+        self.emit("round_result", result)
+        return result
+
+    # ------------------------------------------------------------ reporting
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            left = self.budget_left()
+            return {
+                "n_items": self.n_items,
+                "n_embedded": int(self.emb.filled.sum()),
+                "n_quarantined": int(self.quarantined.sum()),
+                "n_labeled": int((self.labeled & ~self.is_eval).sum()),
+                "n_eval": int(self.is_eval.sum()),
+                "n_pending": len(self.pending),
+                "round": self.round,
+                "strategies": [self.strategy],
+                "eliminated": [],
+                "budget_left": left,
+                "classes": list(self.classes),
+                "rounds": [dataclasses.asdict(r) for r in self.journal.rounds()],
+            }
+
