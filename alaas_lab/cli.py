@@ -3,6 +3,8 @@
 ``alaas-lab demo``
     simulated active-learning sessions on digits (or MNIST), several strategies
     and seeds, printed as a round-by-round table of mean top-1 accuracy.
+``alaas-lab serve config.yml``
+    a worker process in the foreground, serving the session in ``--session-dir``.
 ``alaas-lab --version``
 
 Subcommands register themselves through :func:`build_parser`; add one with a
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -58,6 +61,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlaasError as exc:
         print(f"alaas-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+# ------------------------------------------------------------------------ serve
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run a worker in the foreground",
+                       description="Run an alaas_lab worker for CONFIG until stopped (Ctrl-C, "
+                       "SIGTERM or a client's stop()). Clients attach with the connection file "
+                       "SESSION_DIR/worker.json or the printed address.")
+    p.add_argument("config", help="YAML config file (the paper's shape)")
+    p.add_argument("--session-dir", default=None,
+                   help="journal, log and connection file (default: the config's session_dir, "
+                   "else ./alaas_sessions/<name>)")
+    p.add_argument("--key-file", default=None,
+                   help="file holding the hex HMAC key clients must share (required to bind "
+                   "an address other than loopback)")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .worker import run_worker
+
+    config = load_config(args.config)
+    session_dir = Path(args.session_dir or config.session_dir or Path("alaas_sessions")
+                       / config.name)
+    key = b""
+    if args.key_file:
+        try:
+            key = bytes.fromhex(Path(args.key_file).read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--key-file {args.key_file}: cannot read a hex key ({exc}).") \
+                from None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    print(f"alaas-lab serve: session {session_dir.resolve()}; connection file "
+          f"{session_dir.resolve() / 'worker.json'}", flush=True)
+    run_worker(config, session_dir, key=key)
+    return 0
 
 
 # ------------------------------------------------------------------------ demo

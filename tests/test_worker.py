@@ -248,3 +248,47 @@ def test_sigkill_mid_push_loses_no_label_and_the_round_completes(server, tmp_pat
     client.label_many(rest, [y[i] for i in rest])
     rounds = wait_for(lambda: client.status()["rounds"])
     assert rounds[-1]["round"] == selected.round and rounds[-1]["n_labeled"] > 0
+
+
+def test_serve_from_a_terminal_and_a_remote_host_needs_a_key(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    config_file = tmp_path / "example.yml"
+    config_file.write_text(yaml.safe_dump(make_config(tmp_path)))
+    proc = subprocess.Popen([sys.executable, "-m", "alaas_lab", "serve", str(config_file),
+                             "--session-dir", str(tmp_path / "s")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        connection = tmp_path / "s" / "worker.json"
+        wait_for(connection.exists, timeout=60)
+        client = Client(connection_file=connection)
+        assert client.status()["n_items"] == 0
+        client.stop()
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()
+
+    remote = make_config(tmp_path, al_worker={"host": "0.0.0.0", "port": 0})
+    config_file.write_text(yaml.safe_dump(remote))
+    out = subprocess.run([sys.executable, "-m", "alaas_lab", "serve", str(config_file),
+                          "--session-dir", str(tmp_path / "r")], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2
+    assert "reachable from other machines; a remote worker needs authentication" in out.stderr
+
+
+def test_a_keyed_worker_refuses_clients_without_the_key(tmp_path):
+    from alaas_lab.errors import ProtocolError
+
+    srv = Server(config=make_config(tmp_path), session_dir=tmp_path / "s",
+                 key=b"k" * 32).start()
+    try:
+        assert srv.client().status()["state"] == "idle"  # the connection file has the key
+        for key in (b"", b"wrong" * 8):
+            with pytest.raises(ProtocolError, match="sign"):
+                Client(srv.url, key=key, timeout=5).status()
+    finally:
+        srv.kill()

@@ -77,17 +77,23 @@ class Ingestor:
         self.last_report: dict[str, Any] = {}
 
     # ------------------------------------------------------------ entry points
-    def push_uris(self, uris: Sequence[str], *, on_progress: Progress | None = None
-                  ) -> dict[str, Any]:
-        """Add URIs to the pool and embed those not embedded yet."""
+    def push_uris(self, uris: Sequence[str], *, infos: dict[str, dict[str, Any]] | None = None,
+                  on_progress: Progress | None = None) -> dict[str, Any]:
+        """Add URIs to the pool and embed those not embedded yet.
+
+        ``infos`` maps URIs to what a listing already said about them (size, ETag,
+        mtime); those items need no lookup of their own before the cache is asked.
+        """
         t0 = time.perf_counter()
         s = self.session
         ids = s.add_items(list(uris))
         todo = [(int(i), u) for i, u in zip(ids.tolist(), uris, strict=True)
                 if not s.emb.filled[i] and not s.quarantined[i]]
         todo = list(dict(todo).items())  # a URI pushed twice is processed once
-        keys: dict[int, str] = {}
-        for (item_id, uri), res in zip(todo, self.fetcher.info_many([u for _, u in todo]),
+        infos = infos or {}
+        keys = {i: item_identity(u, infos[u]) for i, u in todo if infos.get(u)}
+        unknown = [(i, u) for i, u in todo if i not in keys]
+        for (item_id, uri), res in zip(unknown, self.fetcher.info_many([u for _, u in unknown]),
                                        strict=True):
             if res.ok:
                 keys[item_id] = item_identity(uri, res.info)

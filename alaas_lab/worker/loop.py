@@ -329,8 +329,10 @@ class Worker:
             sources = c.get("uris") or []
 
             def run() -> dict[str, Any]:
-                uris = expand(sources, storage_options=self.config.data.storage_options or None)
-                out = self._push_uris(uris)
+                infos: dict[str, dict[str, Any]] = {}
+                uris = expand(sources, storage_options=self.config.data.storage_options or None,
+                              infos=infos)
+                out = self.ingestor.push_uris(uris, infos=infos, on_progress=self._progress)
                 return self._after_push(out, role, c.get("labels"))
         if wait:
             self._submit("push", run, request, "push_data_reply")

@@ -1,0 +1,31 @@
+"""The data room: list items (URIs), fetch their bytes, decode them, set bad ones aside.
+
+Everything goes through fsspec, so local paths, ``file://``, ``s3://``, ``http(s)://`` and
+``memory://`` work alike; nothing above this package knows which backend holds an item.
+See ``docs/data.md``.
+"""
+
+from __future__ import annotations
+
+from .decode import DecodedItem, Decoder, decode_array, decode_image, decode_text
+from .fetch import Fetcher, FetchResult, normalize_info
+from .quarantine import Quarantine, quarantine
+from .retry import Failure, RetryPolicy, classify_error
+from .uris import expand
+
+__all__ = [
+    "DecodedItem",
+    "Decoder",
+    "Failure",
+    "FetchResult",
+    "Fetcher",
+    "Quarantine",
+    "RetryPolicy",
+    "classify_error",
+    "decode_array",
+    "decode_image",
+    "decode_text",
+    "expand",
+    "normalize_info",
+    "quarantine",
+]
