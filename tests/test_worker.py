@@ -223,29 +223,44 @@ def test_push_from_s3(server, s3_bucket, digits):
     assert reply["n_items"] == 40 and reply["embedded"] == 40
 
 
+def upload_pngs(images: np.ndarray, bucket, prefix: str) -> None:
+    import s3fs
+
+    files = {}
+    for i, img in enumerate(images):
+        buf = io.BytesIO()
+        Image.fromarray((img * 16).clip(0, 255).astype(np.uint8)).save(buf, format="PNG")
+        files[f"{bucket.name}/{prefix}/{i:05d}.png"] = buf.getvalue()
+    s3fs.S3FileSystem(**bucket).pipe(files)
+
+
 @pytest.mark.slow
-def test_sigkill_mid_push_loses_no_label_and_the_round_completes(server, tmp_path, digits):
+@pytest.mark.s3
+def test_sigkill_mid_push_loses_no_label_and_the_round_completes(server, s3_bucket, digits):
     X, y = digits
-    paths = write_pngs(X[:1500], tmp_path / "pool")
-    srv = server(data={"kind": "image", "image_mode": "L"})
+    upload_pngs(X[:700], s3_bucket, "pool")  # the S3 server makes the push take seconds
+    srv = server(data={"kind": "image", "image_mode": "L", "storage_options": dict(s3_bucket)})
     client = srv.client()
-    client.push_data(paths[:100])
-    selected = client.query(20)
-    client.label_many(selected.item_ids[:15], [y[i] for i in selected.item_ids[:15]])
+    first = client.push_data([f"{s3_bucket.url}/pool/0000*.png"])["item_ids"]
+    selected = client.query(10)
+    labeled = selected.item_ids[:7]
+    client.label_many(labeled, [y[first.index(i)] for i in labeled])
     events = []
     client.subscribe(events.append, types=["progress"])
-    client.push_data(paths[100:], asynchronous=True)
-    wait_for(lambda: any(e.content["done"] > 0 for e in events), timeout=60)
-    os.kill(srv.pid(), signal.SIGKILL)
+    client.push_data([f"{s3_bucket.url}/pool/*.png"], asynchronous=True)
+    wait_for(lambda: any(0 < e.content["done"] < e.content["total"] for e in events),
+             timeout=60)
+    os.kill(srv.pid(), signal.SIGKILL)  # in the middle of the push
     wait_for(lambda: not srv.is_alive())
 
     srv.process = None
     srv.start()  # same session directory: resumes from the journal
     client = srv.client()
-    status = wait_for(lambda: (s := client.status())["n_embedded"] == 1500 and s)
-    assert status["n_labeled"] == 15 and status["n_pending"] == 5
-    rest = [i for i in selected.item_ids if i not in selected.item_ids[:15]]
-    client.label_many(rest, [y[i] for i in rest])
+    status = wait_for(lambda: (s := client.status())["n_embedded"] == 700 and s, timeout=60)
+    assert "resuming the push of" in srv.log_tail(200)
+    assert status["n_labeled"] == 7 and status["n_pending"] == 3  # nothing lost
+    rest = selected.item_ids[7:]
+    client.label_many(rest, [y[first.index(i)] for i in rest])
     rounds = wait_for(lambda: client.status()["rounds"])
     assert rounds[-1]["round"] == selected.round and rounds[-1]["n_labeled"] > 0
 
