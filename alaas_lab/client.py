@@ -191,6 +191,12 @@ class Client:
             content["labeler"] = labeler
         return self.request("label_many", content)["row_ids"]
 
+    def item_data(self, items: Sequence[int], *, max_side: int = 512) -> list[dict[str, Any]]:
+        """Content of items for display: ``kind`` image (``data``: PNG bytes), text, array."""
+        reply = self.request("item_data", {"item_ids": [int(i) for i in items],
+                                           "max_side": int(max_side)})
+        return reply["items"]
+
     def fit(self) -> dict[str, Any]:
         """Train the last layer on every label now, evaluate, record the round."""
         return self.request("fit")

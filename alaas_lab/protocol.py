@@ -322,6 +322,25 @@ class PushDoneContent(_PushDoneRequired, total=False):
     seconds: float
 
 
+class _ItemDataRequired(TypedDict):
+    item_ids: list[int]
+
+
+class ItemDataContent(_ItemDataRequired, total=False):
+    """``item_data`` request: the content of items, for the labeling UI."""
+
+    max_side: int
+
+
+class _ItemDataReplyRequired(TypedDict):
+    items: list[dict]
+
+
+class ItemDataReplyContent(_ItemDataReplyRequired, total=False):
+    """``item_data_reply``: per item ``kind`` (image|text|array|error), ``data`` PNG bytes
+    or ``text``, ``uri``."""
+
+
 MessageKind = Literal["request", "reply", "event"]
 
 _MESSAGE_TYPES: dict[str, type] = {}
@@ -390,6 +409,8 @@ for _name, _spec, _kind in (
     ("fit", FitContent, "request"),
     ("fit_reply", RoundResultContent, "reply"),
     ("push_done", PushDoneContent, "event"),
+    ("item_data", ItemDataContent, "request"),
+    ("item_data_reply", ItemDataReplyContent, "reply"),
     ("worker_error", ErrorContent, "event"),
     ("progress", ProgressContent, "event"),
     ("round_result", RoundResultContent, "event"),

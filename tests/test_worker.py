@@ -93,6 +93,7 @@ def test_pool_session_rounds_and_resume(tmp_path, digits):
     again = PoolSession(config, tmp_path / "s")  # a restart: state comes back
     assert again.round == 2 and int(again.labeled.sum()) == 40 + 300
     assert again.emb.filled.all()  # embeddings from the cache
+    assert np.array_equal(again.raw.get(5), X[5])  # raw rows for the labeling UI too
     assert [r.round for r in again.journal.rounds()] == [1, 2]
     again.close()
 
@@ -307,3 +308,30 @@ def test_a_keyed_worker_refuses_clients_without_the_key(tmp_path):
                 Client(srv.url, key=key, timeout=5).status()
     finally:
         srv.kill()
+
+
+def test_item_data_for_the_labeling_ui(server, tmp_path, digits):
+    X, _ = digits
+    paths = write_pngs(X[:5], tmp_path / "files")
+    srv = server()
+    client = srv.client()
+    ids = client.push_data(X[:10])["item_ids"]
+    items = client.item_data(ids[:3])
+    assert [it["item_id"] for it in items] == ids[:3]
+    img = Image.open(io.BytesIO(items[0]["data"]))
+    assert items[0]["kind"] == "image" and img.size[0] >= 64  # 8×8 digits are enlarged
+    # the shown picture is the pushed array: brightest pixels in the same places
+    shown = np.asarray(img.convert("L").resize((8, 8), Image.NEAREST), dtype=float)
+    assert np.corrcoef(shown.ravel(), X[ids[0]].ravel())[0, 1] > 0.95
+    srv.kill()
+
+    srv2 = Server(config=make_config(tmp_path, data={"kind": "image", "image_mode": "L"}),
+                  session_dir=tmp_path / "files-session").start()
+    try:
+        c2 = srv2.client()
+        ids2 = c2.push_data(paths)["item_ids"]
+        (item,) = c2.item_data(ids2[1:2])
+        assert item["kind"] == "image" and item["uri"].endswith("00001.png")
+        assert Image.open(io.BytesIO(item["data"])).format == "PNG"
+    finally:
+        srv2.kill()

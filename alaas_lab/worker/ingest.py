@@ -119,6 +119,7 @@ class Ingestor:
         keys = s.array_keys(rows)
         names = list(uris) if uris is not None else [f"array:{k.split(':', 1)[1]}" for k in keys]
         ids = s.add_items(names, content_keys=keys)
+        s.raw.put(ids.tolist(), rows)
         items = [_Item(int(i), names[j], keys[j], rows[j]) for j, i in enumerate(ids.tolist())
                  if not s.emb.filled[i]]
         items = list({it.item_id: it for it in items}.values())

@@ -29,6 +29,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from ..errors import AlaasError, ConfigError, ProtocolError
 from ..pipeline import thread_plan
 from ..protocol import PROTOCOL_VERSION, Message, Session, error_content
 from .ingest import Ingestor
+from .items import item_payload
 from .state import PoolSession
 
 logger = logging.getLogger(__name__)
@@ -87,6 +89,8 @@ class Worker:
         self.session = PoolSession(config, session_dir, backbone=backbone, emit=self.emit)
         self.ingestor = Ingestor(self.session, self.plan)
         self.state = "idle"
+        # item content for the UI: its own threads, so it never waits on a push or a fit
+        self.item_pool = ThreadPoolExecutor(2, thread_name_prefix="worker-items")
         self._stopping = threading.Event()
         self.ctx = zmq.Context()
         self.router = self.ctx.socket(zmq.ROUTER)
@@ -187,6 +191,7 @@ class Worker:
         self._stopping.set()
 
     def close(self) -> None:
+        self.item_pool.shutdown(wait=True)
         self.session.close()
         self.ingestor.fetcher.close()
         self.router.close(0)
@@ -302,6 +307,21 @@ class Worker:
 
     def _on_fit(self, request: Message) -> None:
         self._submit("fit", self.session.finish_round, request, "fit_reply")
+
+    def _on_item_data(self, request: Message) -> None:
+        ids = [self.session._check_item(i) for i in request.content["item_ids"]]
+        max_side = int(request.content.get("max_side", 512))
+        kind = self.config.data.kind
+
+        def run() -> None:
+            try:
+                items = [item_payload(i, self.session.uris[i], kind=kind, raw=self.session.raw,
+                                      fetcher=self.ingestor.fetcher, max_side=max_side)
+                         for i in ids]
+                self._reply_later(request, "item_data_reply", {"items": items})
+            except Exception as exc:
+                self.outbox.put(("error", request, exc))
+        self.item_pool.submit(run)
 
     def _on_query(self, request: Message) -> None:
         c = request.content

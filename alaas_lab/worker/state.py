@@ -25,6 +25,7 @@ from ..config import Config
 from ..errors import InputError, ModelError
 from ..journal import Journal
 from ..models import LastLayerHead
+from .items import RawStore
 
 __all__ = ["BudgetError", "Embeddings", "PoolSession"]
 
@@ -107,6 +108,7 @@ class PoolSession:
         self.dir = Path(session_dir).expanduser()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.dir / "session.sqlite")
+        self.raw = RawStore(self.dir, self.journal)
         self.emit: Emit = emit or (lambda kind, content: None)
         self.lock = threading.RLock()
         self.classes = list(config.classes)
