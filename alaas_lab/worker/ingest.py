@@ -13,6 +13,11 @@ so a warm push reads no image bytes at all. The rest flow through a
 An item that cannot be fetched or decoded becomes a quarantine record that the
 remaining stages pass through untouched; it is journaled and reported, and the
 rest of the pool proceeds.
+
+With ``executor: {kind: dask}`` in the config, fetch → decode → embed run on a
+Dask cluster instead (:mod:`alaas_lab.executors`): identity, cache lookup, store
+and quarantine stay here, batches of misses go out (at most ``max_in_flight`` at
+a time) and their results are stored as they complete. See ``docs/dask.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import numpy as np
 
 from ..cache import item_identity
 from ..data import Decoder, Fetcher, Quarantine, quarantine
-from ..pipeline import Pipeline, Stage, ThreadPlan
+from ..errors import InputError
+from ..pipeline import Pipeline, PipelineError, Stage, StageStats, ThreadPlan
 from .state import PoolSession
 
 logger = logging.getLogger(__name__)
@@ -63,10 +69,15 @@ class Ingestor:
         Decode threads and fetch concurrency (torch threads are set by the worker).
     fetcher : Fetcher, optional
         Defaults to one built from the config's ``data.storage_options``.
+    executor : DaskExecutor, optional
+        Where fetch → decode → embed run. Defaults to a
+        :class:`~alaas_lab.executors.DaskExecutor` for the config's ``executor.address``
+        when ``executor.kind`` is ``dask`` (connected on the first push that needs it),
+        and to this process otherwise.
     """
 
     def __init__(self, session: PoolSession, plan: ThreadPlan, *,
-                 fetcher: Fetcher | None = None) -> None:
+                 fetcher: Fetcher | None = None, executor: Any = None) -> None:
         self.session = session
         self.plan = plan
         data = session.config.data
@@ -75,6 +86,12 @@ class Ingestor:
         self.decoder = Decoder("npy" if data.kind == "array" else data.kind,
                                mode=data.image_mode)
         self.last_report: dict[str, Any] = {}
+        self.executor = executor
+        if executor is None and session.config.executor.kind == "dask":
+            from ..executors import DaskExecutor
+
+            self.executor = DaskExecutor(session.config.executor.address)
+        self.progress_interval = 0.5  # seconds between progress reports
 
     # ------------------------------------------------------------ entry points
     def push_uris(self, uris: Sequence[str], *, infos: dict[str, dict[str, Any]] | None = None,
@@ -103,6 +120,8 @@ class Ingestor:
             s.journal.add_items([s.uris[i] for i in keys], content_keys=list(keys.values()))
         items = [_Item(i, s.uris[i], k) for i, k in keys.items()]
         hits, misses = self._from_cache(items)
+        if self.executor is not None:
+            return self._summary(ids, hits, self._run_remote(misses, on_progress), t0)
         stages = [
             Stage("fetch", self._fetch, workers=4,
                   batch_size=max(1, self.plan.fetch_in_flight // 4), passthrough=_is_bad),
@@ -116,6 +135,12 @@ class Ingestor:
         """Add array items (e.g. images ``[n, h, w]`` or features ``[n, f]``) to the pool."""
         t0 = time.perf_counter()
         s = self.session
+        if rows.dtype.kind == "f":
+            bad = ~np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
+            if bad.any():
+                raise InputError(
+                    f"pushed array row {int(np.flatnonzero(bad)[0])} has NaN or infinite values "
+                    f"({int(bad.sum())} row(s) in all); drop or impute them and push again.")
         keys = s.array_keys(rows)
         names = list(uris) if uris is not None else [f"array:{k.split(':', 1)[1]}" for k in keys]
         ids = s.add_items(names, content_keys=keys)
@@ -124,6 +149,8 @@ class Ingestor:
                  if not s.emb.filled[i]]
         items = list({it.item_id: it for it in items}.values())
         hits, misses = self._from_cache(items)
+        if self.executor is not None:
+            return self._summary(ids, hits, self._run_remote(misses, on_progress), t0)
         embedded = self._run(self._compute_stages(), misses, on_progress)
         return self._summary(ids, hits, embedded, t0)
 
@@ -209,6 +236,92 @@ class Ingestor:
                 done[0] += 1
         self.last_report = pipe.report()
         return done[0]
+
+    def _run_remote(self, items: list[_Item], on_progress: Progress | None) -> int:
+        """Fetch, decode and embed ``items`` on the executor's cluster; store as they come.
+
+        Batches of ``batch_size`` items (URIs, or stacked array rows) go out with at
+        most ``max_in_flight`` unconsumed; each result is stored (cache + matrix) and
+        its bad items quarantined while later batches still compute.
+        """
+        from ..executors import BatchSpec, ExecutorError, embed_batch
+
+        if not items:
+            self.last_report = {}
+            return 0
+        ex, s = self.executor, self.session
+        spec = BatchSpec.for_config(s.config, fingerprint=s.backbone.fingerprint)
+        size = ex.batch_size or s.config.active_learning.model.batch_size
+        slots = ex.slots()
+        arrays = items[0].payload is not None
+        names = ("decode", "embed") if arrays else ("fetch", "decode", "embed")
+        threads = ex.describe().get("threads") or 0
+        stats = {n: StageStats(n, threads) for n in names}
+        stats["store"] = StageStats("store", 1)
+        t0 = last = time.perf_counter()
+        total, done = len(items), 0
+
+        def jobs():
+            for start in range(0, total, size):
+                chunk = items[start:start + size]
+                rows = np.stack([it.payload for it in chunk]) if arrays else None
+                yield chunk, (spec, [it.uri for it in chunk], rows)
+
+        def report() -> dict[str, Any]:
+            wall = time.perf_counter() - t0
+            return {"wall_s": round(wall, 4), "stages": [st.as_dict(wall) for st in
+                                                         stats.values()],
+                    "executor": {**ex.describe(), "batch_size": size, "max_in_flight": slots}}
+
+        def progress() -> None:
+            if on_progress is not None:
+                rep = report()
+                on_progress({"stage": "pipeline", "done": done, "total": total,
+                             "unit": "items", "stages": rep["stages"], "wall_s": rep["wall_s"],
+                             "executor": rep["executor"]})
+
+        try:
+            for chunk, res in ex.map_unordered(embed_batch, jobs(), max_in_flight=slots):
+                n_in = len(chunk)
+                for name in names:  # items a stage set aside do not reach the next one
+                    n_out = n_in - sum(1 for _, stage, _ in res.bad if stage == name)
+                    st = stats[name]
+                    st.items_in, st.items_out = st.items_in + n_in, st.items_out + n_out
+                    st.calls += 1
+                    st.busy_s += res.seconds.get(name, 0.0)
+                    n_in = n_out
+                for pos, stage, reason in res.bad:
+                    item = chunk[pos]
+                    s.mark_quarantined(item.item_id, item.uri, stage, reason)
+                if len(res.ok):
+                    t1 = time.perf_counter()
+                    stored = self._store([([chunk[p] for p in res.ok.tolist()], res.rows)])
+                    st = stats["store"]
+                    st.items_in += len(stored)
+                    st.items_out += len(stored)
+                    st.calls += 1
+                    st.busy_s += time.perf_counter() - t1
+                    done += len(stored)
+                if time.perf_counter() - last >= self.progress_interval:
+                    last = time.perf_counter()
+                    progress()
+        except (PipelineError, ExecutorError):
+            raise
+        except Exception as exc:
+            where = f"on the Dask cluster at {ex.address}"
+            err = PipelineError(f"pipeline stage 'embed' failed {where}: "
+                                f"{type(exc).__name__}: {exc}")
+            raise err from exc
+        finally:
+            self.last_report = report()
+        progress()
+        return done
+
+    def close(self) -> None:
+        """Stop the fetch threads and disconnect from the cluster, if any."""
+        self.fetcher.close()
+        if self.executor is not None:
+            self.executor.close()
 
     def _summary(self, ids: np.ndarray, hits: int, embedded: int, t0: float) -> dict[str, Any]:
         s = self.session

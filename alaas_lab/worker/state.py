@@ -120,6 +120,7 @@ class PoolSession:
         self.is_eval = np.zeros(0, dtype=bool)
         self.codes = np.zeros(0, dtype=np.int64)  # class index per item, -1 unlabeled
         self.pending: dict[int, tuple[int, str]] = {}  # item -> (round, strategy)
+        self.ever_queued: set[int] = set()  # labels are accepted for these items only
         self.round = 0
         self.strategy = config.active_learning.strategy.type
         self.head = self._new_head()
@@ -170,8 +171,9 @@ class PoolSession:
             self.codes[item_id] = self._code(label, item_id) if label is not None else -1
         for sel in self.journal.pending_selections():
             self.pending[sel.item_id] = (sel.round, sel.strategy)
-        rounds = [s.round for s in self.journal.selections()]
-        self.round = max(rounds, default=0)
+        selections = self.journal.selections()
+        self.ever_queued = {s.item_id for s in selections}
+        self.round = max((s.round for s in selections), default=0)
         keyed = [(it.item_id, it.content_key) for it in items if it.content_key]
         if keyed:
             found, rows = self.cache.get_many([k for _, k in keyed])
@@ -263,6 +265,13 @@ class PoolSession:
                              "be labeled; see the quarantine reason in status().")
         return item_id
 
+    def _check_queued(self, item_id: int) -> None:
+        if item_id not in self.ever_queued:
+            raise InputError(
+                f"item {item_id} ({self.uris[item_id]}) was never queued for labeling; labels "
+                "are accepted for items a query returned (query first, or push labeled items "
+                "with role='eval').")
+
     def label(self, item_id: Any, label: Any, *, labeler: str | None = None) -> dict[str, Any]:
         """Record one answer (``label=None`` retracts it). Committed before returning.
 
@@ -282,6 +291,8 @@ class PoolSession:
                 raise InputError("label_many got the same item twice; give each item once.")
             codes = [-1 if lab is None else self._code(lab, i) for i, lab in zip(ids, labels,
                                                                                strict=True)]
+            for i in ids:
+                self._check_queued(i)
             rounds = [self.pending.get(i, (self.round, "unrequested")) for i in ids]
             rows = []
             for i, lab, (rnd, strat) in zip(ids, labels, rounds, strict=True):
@@ -376,6 +387,7 @@ class PoolSession:
             self.journal.record_selection(self.round, name, chosen.tolist())
             for i in chosen.tolist():
                 self.pending[i] = (self.round, name)
+            self.ever_queued.update(chosen.tolist())
             return {"round": self.round, "item_ids": chosen.tolist(),
                     "uris": [self.uris[i] for i in chosen.tolist()], "strategy": name}
 
