@@ -15,7 +15,9 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,9 @@ class Server:
         self.key = key if key is not None else (secrets.token_bytes(32) if remote else b"")
         self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts: list[dict[str, Any]] = []  # what the supervisor saw and did
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     @property
     def connection_file(self) -> Path:
@@ -83,15 +88,19 @@ class Server:
             raise AlaasError(f"no worker is running for {self.session_dir} "
                              "(no connection file); call start().") from None
 
-    def start(self, *, timeout: float = 120.0) -> Server:
-        """Start the worker (or attach to a live one for this session) and wait until it serves."""
+    def start(self, *, timeout: float = 120.0, env: dict[str, str] | None = None) -> Server:
+        """Start the worker (or attach to a live one for this session) and wait until it serves.
+
+        ``env`` adds environment variables for this start only (e.g. fail points in tests).
+        """
+        self._stopping.clear()
         if self.is_alive():
             return self
         self.session_dir.mkdir(parents=True, exist_ok=True)
         self.connection_file.unlink(missing_ok=True)
         config_file = self.session_dir / "config.yml"
         config_file.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
-        env = {**os.environ, "ALAAS_KEY": self.key.hex()}
+        env = {**os.environ, **(env or {}), "ALAAS_KEY": self.key.hex()}
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "alaas_lab.worker", "--config", str(config_file),
@@ -135,8 +144,40 @@ class Server:
             return True
         return True
 
+    def supervise(self, *, interval: float = 0.2,
+                  on_restart: Callable[[dict[str, Any]], None] | None = None) -> Server:
+        """Watch the worker from a background thread; restart it from the journal if it dies.
+
+        A death is noticed within ``interval`` seconds. The new worker resumes the
+        session (labels, rounds, pending selections; an interrupted push is redone).
+        Each restart is appended to :attr:`restarts` and passed to ``on_restart``.
+        """
+        if self._supervisor is not None and self._supervisor.is_alive():
+            return self
+
+        def watch() -> None:
+            while not self._stopping.wait(interval):
+                if self.process is None or self.process.poll() is None:
+                    continue
+                noticed = time.monotonic()
+                event = {"exit_code": self.process.returncode, "noticed": time.time()}
+                self.process = None
+                try:
+                    self.start()
+                    event["restart_s"] = round(time.monotonic() - noticed, 3)
+                except AlaasError as exc:
+                    event["error"] = str(exc)
+                self.restarts.append(event)
+                if on_restart is not None:
+                    on_restart(event)
+
+        self._supervisor = threading.Thread(target=watch, name="alaas-supervisor", daemon=True)
+        self._supervisor.start()
+        return self
+
     def stop(self, *, timeout: float = 10.0) -> None:
         """Ask the worker to stop; kill it if it does not within ``timeout`` s."""
+        self._stopping.set()
         if not self.is_alive():
             return
         try:
@@ -148,7 +189,8 @@ class Server:
             self.kill()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to the worker (SIGKILL by default) and reap it."""
+        """Send ``sig`` to the worker (SIGKILL by default) and reap it; no restart follows."""
+        self._stopping.set()
         pid = self.process.pid if self.process is not None else self.pid()
         if pid is None:
             return

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._failpoints import failpoint
 from ..cache import item_identity
 from ..data import Decoder, Fetcher, Quarantine, quarantine
 from ..errors import InputError
@@ -166,6 +167,7 @@ class Ingestor:
         ]
 
     def _fetch(self, batch: list[_Item]) -> list[_Item | _Bad]:
+        failpoint("fetch")
         out: list[_Item | _Bad] = []
         for item, res in zip(batch, self.fetcher.fetch_many([b.uri for b in batch]),
                              strict=True):
@@ -191,6 +193,7 @@ class Ingestor:
         return out
 
     def _embed(self, batch: list[_Item]) -> list[tuple[list[_Item], np.ndarray]]:
+        failpoint("embed")
         rows = self.session.backbone.embed([it.payload for it in batch])
         for it in batch:
             it.payload = None  # free the decoded tensor

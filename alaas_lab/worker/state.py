@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import strategies
+from .._failpoints import failpoint
 from ..cache import EmbeddingCache, content_identity
 from ..config import Config
 from ..errors import InputError, ModelError
@@ -298,6 +299,7 @@ class PoolSession:
             for i, lab, (rnd, strat) in zip(ids, labels, rounds, strict=True):
                 rows.append(self.journal.record_label(i, lab, labeler=labeler, round=rnd,
                                                       strategy=strat))
+            failpoint("label")
             results = []
             for i, code, row in zip(ids, codes, rows, strict=True):
                 self.codes[i] = code
@@ -418,6 +420,7 @@ class PoolSession:
             mask = self.train_mask()
             if not mask.any():
                 raise ModelError("no labeled item to train on yet; label a few items first.")
+            failpoint("fit")
             X, y = self.emb.matrix, self.codes
             self.head.fit(X[mask], y[mask], classes=np.arange(len(self.classes)),
                           standardize_on=X[self.emb.filled])
