@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(sub)
     _add_serve(sub)
+    _add_keygen(sub)
     return parser
 
 
@@ -98,6 +99,25 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"alaas-lab serve: session {session_dir.resolve()}; connection file "
           f"{session_dir.resolve() / 'worker.json'}", flush=True)
     run_worker(config, session_dir, key=key)
+    return 0
+
+
+def _add_keygen(sub: Any) -> None:
+    p = sub.add_parser("keygen", help="create CURVE keys for a remote worker",
+                       description="Create a worker key pair and one client key pair in DIR "
+                       "and authorize that client (see alaas_lab/security.py). Set the config's "
+                       "al_worker.curve_dir to DIR.")
+    p.add_argument("dir")
+    p.add_argument("--client", default="client", help="name of the client key pair")
+    p.set_defaults(func=run_keygen)
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    from .security import generate_keys
+
+    root = generate_keys(args.dir, client=args.client)
+    print(f"CURVE keys in {root}: give clients server.key and their {args.client}.key_secret; "
+          f"authorized clients: {root / 'authorized'}")
     return 0
 
 

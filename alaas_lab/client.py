@@ -81,13 +81,21 @@ class Client:
         A worker's ``worker.json``: gives the address and key (instead of the two above).
     timeout : float, default 60
         Seconds to wait for a reply before raising :class:`WorkerUnavailable`.
+    curve_server_key : str or bytes, optional
+        The remote worker's CURVE public key (``server.key``; in its connection file).
+    curve_secret_file : path, optional
+        This client's CURVE key pair (``client.key_secret`` from ``alaas-lab keygen``); its
+        public key must be in the worker's ``authorized/`` folder.
     """
 
     def __init__(self, al_server_url: str | None = None, *, key: bytes | str = b"",
-                 connection_file: str | Path | None = None, timeout: float = 60.0) -> None:
+                 connection_file: str | Path | None = None, timeout: float = 60.0,
+                 curve_server_key: str | bytes | None = None,
+                 curve_secret_file: str | Path | None = None) -> None:
         if connection_file is not None:
             info = json.loads(Path(connection_file).read_text())
             al_server_url, key = info["endpoint"], info.get("key", "")
+            curve_server_key = curve_server_key or info.get("curve_server_key") or None
         if al_server_url is None:
             raise AlaasError("give the worker's address (al_server_url) or its connection_file.")
         if isinstance(key, str):
@@ -95,6 +103,16 @@ class Client:
         self.url = _endpoint(al_server_url)
         self.key = key
         self.timeout = timeout
+        self._curve: tuple[bytes, Any] | None = None
+        if curve_server_key:
+            from .security import client_keys
+
+            if curve_secret_file is None:
+                raise AlaasError("this worker uses CURVE: pass curve_secret_file= with your "
+                                 "client.key_secret (made by 'alaas-lab keygen').")
+            server = curve_server_key.encode() if isinstance(curve_server_key, str) \
+                else curve_server_key
+            self._curve = (server, client_keys(curve_secret_file))
         self._ctx = zmq.Context.instance()
         self._lock = threading.Lock()
         self._wire = Session(key)
@@ -104,8 +122,16 @@ class Client:
     def _connect(self) -> zmq.Socket:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        self._apply_curve(sock)
         sock.connect(self.url)
         return sock
+
+    def _apply_curve(self, sock: zmq.Socket) -> None:
+        if self._curve is not None:
+            server, keys = self._curve
+            sock.curve_serverkey = server
+            sock.curve_publickey = keys.public
+            sock.curve_secretkey = keys.secret
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
@@ -260,6 +286,7 @@ class Client:
             self.hello()
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
+        self._apply_curve(sub)
         for t in types or [b""]:
             sub.setsockopt(zmq.SUBSCRIBE, t.encode() if isinstance(t, str) else t)
         sub.connect(self._events_url)

@@ -107,6 +107,7 @@ class WorkerConfig:
     port: int = field(default=0, metadata=_spec(minimum=0, maximum=65535,
                                                 doc="0 picks a free port"))
     replicas: int = field(default=1, metadata=_spec(minimum=1, maximum=64))
+    curve_dir: str | None = None  # CURVE keys (alaas-lab keygen); required beyond loopback
 
 
 @dataclass(frozen=True)

@@ -208,3 +208,30 @@ def test_wire_garbage_and_other_protocol_versions(tmp_path):
         assert server.client().status()["state"] == "idle"  # the session goes on
     finally:
         server.kill()
+
+
+def test_a_remote_worker_needs_curve_and_refuses_unauthorized_clients(tmp_path):
+    from alaas_lab.client import Client, WorkerUnavailable
+    from alaas_lab.security import generate_keys
+
+    keys = generate_keys(tmp_path / "keys")
+    strangers = generate_keys(tmp_path / "strangers")  # valid CURVE keys, not authorized
+    config = {"name": "remote", "cache_dir": str(tmp_path / "c"),
+              "al_worker": {"host": "0.0.0.0", "port": 0, "curve_dir": str(keys)}}
+    server = Server(config=config, session_dir=tmp_path / "s").start()
+    try:
+        info = server.connection()
+        port = info["endpoint"].rsplit(":", 1)[1]
+        url = f"tcp://127.0.0.1:{port}"  # tests talk to loopback only
+        good = Client(url, key=info["key"], curve_server_key=info["curve_server_key"],
+                      curve_secret_file=keys / "client.key_secret", timeout=10)
+        assert good.status()["state"] == "idle"
+        for kwargs in ({}, {"curve_server_key": info["curve_server_key"],
+                            "curve_secret_file": strangers / "client.key_secret"}):
+            with pytest.raises(WorkerUnavailable):
+                Client(url, key=info["key"], timeout=2, **kwargs).status()
+    finally:
+        server.kill()
+    no_keys = {**config, "al_worker": {"host": "0.0.0.0", "port": 0}}
+    with pytest.raises(WorkerStartError, match="needs authentication.*curve_dir"):
+        Server(config=no_keys, session_dir=tmp_path / "s2").start(timeout=60)

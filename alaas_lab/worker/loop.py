@@ -76,11 +76,13 @@ class Worker:
     def __init__(self, config: Config, session_dir: str | Path, *, key: bytes = b"",
                  backbone: Any = None) -> None:
         worker = config.al_worker
-        if worker.protocol == "tcp" and not is_loopback(worker.host) and not key:
+        if worker.protocol == "tcp" and not is_loopback(worker.host) and not (
+                key and worker.curve_dir):
             raise ConfigError(
                 f"config key 'al_worker.host' is {worker.host!r}, which is reachable from other "
-                "machines; a remote worker needs authentication: start it with a key "
-                "(alaas-lab serve --key-file ...) or bind 127.0.0.1.")
+                "machines; a remote worker needs authentication: set 'al_worker.curve_dir' to "
+                "CURVE keys made with 'alaas-lab keygen DIR' and give a message key "
+                "(alaas-lab serve --key-file ...), or bind 127.0.0.1.")
         self.config = config
         self.key = key
         self.plan = thread_plan()
@@ -98,11 +100,28 @@ class Worker:
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.pub = self.ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)
+        self.auth = self._secure(worker.curve_dir) if worker.curve_dir else None
         self.endpoint = self._bind(self.router, worker.port)
         self.events_endpoint = self._bind(self.pub, 0, suffix="events")
         self.wire = Session(key)  # main thread only
 
     # ------------------------------------------------------------ setup
+    def _secure(self, curve_dir: str) -> Any:
+        """CURVE on both sockets; only clients whose keys are authorized get through."""
+        from zmq.auth.thread import ThreadAuthenticator
+
+        from ..security import server_keys
+
+        keys, authorized = server_keys(curve_dir)
+        auth = ThreadAuthenticator(self.ctx)
+        auth.start()
+        auth.configure_curve(domain="*", location=str(authorized))
+        for sock in (self.router, self.pub):
+            sock.curve_server = True
+            sock.curve_publickey = keys.public
+            sock.curve_secretkey = keys.secret
+        return auth
+
     def _bind(self, sock: zmq.Socket, port: int, suffix: str = "requests") -> str:
         worker = self.config.al_worker
         if worker.protocol == "ipc":
@@ -129,7 +148,9 @@ class Worker:
     def write_connection_file(self) -> Path:
         path = self.session.dir / CONNECTION_FILE
         tmp = path.with_suffix(".tmp")
+        curve = self.config.al_worker.curve_dir
         info = {"endpoint": self.endpoint, "events": self.events_endpoint, "pid": os.getpid(),
+                "curve_server_key": _server_public(curve) if curve else "",
                 "protocol_version": PROTOCOL_VERSION, "key": self.key.hex(),
                 "host": socket.gethostname()}
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -196,6 +217,8 @@ class Worker:
         self.ingestor.fetcher.close()
         self.router.close(0)
         self.pub.close(0)
+        if self.auth is not None:
+            self.auth.stop()
         self.ctx.term()
         (self.session.dir / CONNECTION_FILE).unlink(missing_ok=True)
 
@@ -374,6 +397,12 @@ class Worker:
 
     def _progress(self, event: dict[str, Any]) -> None:
         self.emit("progress", event)
+
+
+def _server_public(curve_dir: str) -> str:
+    from ..security import server_public_key
+
+    return server_public_key(curve_dir).decode("ascii")
 
 
 def _jsonable(value: Any) -> Any:
