@@ -390,3 +390,13 @@ def test_minilm_embeds_sentences():
         bb.preprocess(3.0)
     assert bb.fingerprint == models.backbone("minilm").fingerprint
     assert "MiniLM" in bb.describe()["summary"]
+
+
+def test_resnet18_save_then_load_gives_the_same_embeddings(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(4, 20, 20), dtype=np.uint8)
+    first = models.backbone("resnet18", init="random", seed=3)
+    path = first.save(tmp_path / "w" / "resnet18.pth")
+    again = models.backbone("resnet18", weights=path)
+    np.testing.assert_allclose(first.embed_items(images), again.embed_items(images), atol=1e-5)
+    assert again.fingerprint == first.fingerprint

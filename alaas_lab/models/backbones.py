@@ -380,6 +380,15 @@ class ResNet18Backbone(Backbone):
             return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
         return super().embed_items(items, batch_size=batch_size)
 
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the weights as a state_dict that ``ResNet18Backbone(weights=path)`` loads."""
+        import torch
+
+        path = Path(path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self._model.state_dict(), path)
+        return path
+
     def describe(self) -> dict[str, Any]:
         src = self._source["source"]
         if src == "random":
@@ -428,6 +437,8 @@ class ResNet18Backbone(Backbone):
         else:
             shape = arr.shape[1:]
             raise InputError(f"an image must be 2-D or 3-D; got shape {shape}.")
+        if not arr.flags.writeable:  # e.g. a read-only wire buffer: torch wants to own it
+            arr = arr.copy()
         if arr.dtype == np.uint8:
             x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
         elif arr.dtype.kind in "iu":

@@ -67,6 +67,10 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def _is_f32(X: Any) -> bool:
+    return isinstance(X, np.ndarray) and X.dtype == np.float32
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
@@ -282,13 +286,13 @@ class LastLayerHead:
         return _fit_adam(Z, y_idx, w0, b0, self.weight_decay, self.max_iter, self.lr)
 
     # --------------------------------------------------------------- prediction
-    def _check_X(self, X: Any) -> np.ndarray:
+    def _check_X(self, X: Any, dtype: Any = np.float64) -> np.ndarray:
         if not self.is_fitted:
             raise ModelError(
                 "this LastLayerHead is not fitted yet; call fit(X, y) with labeled "
                 "embeddings first."
             )
-        X = check_matrix(X, name="X")
+        X = check_matrix(X, name="X", dtype=dtype)
         if X.shape[1] != self.n_features_in_:
             raise InputError(
                 f"X has {X.shape[1]} features but the head was fitted on "
@@ -297,10 +301,16 @@ class LastLayerHead:
         return X
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Logits, shape ``(n, C)``."""
-        X = self._check_X(X)
-        Z = (X - self.mean_) / self.scale_
-        return Z @ self.coef_.T + self.intercept_
+        """Logits, shape ``(n, C)``.
+
+        The standardization is folded into the weights (``W / scale``, ``b - W·mean/scale``)
+        and float32 embeddings stay float32, so scoring a large pool costs one matrix
+        product and no standardized copy of it.
+        """
+        X = self._check_X(X, dtype=np.float32 if _is_f32(X) else np.float64)
+        W = self.coef_ / self.scale_
+        b = self.intercept_ - W @ self.mean_
+        return (X @ W.T.astype(X.dtype, copy=False)).astype(np.float64) + b
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities.

@@ -251,8 +251,10 @@ class Worker:
     # ------------------------------------------------------------ jobs
     def _job_loop(self) -> None:
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(self.plan.torch_threads)
+        threadpool_limits(self.plan.torch_threads)  # BLAS too (head fits), same budget
         while True:
             job = self.jobs.get()
             if job is None:

@@ -9,6 +9,7 @@ is killed and started again on the same session directory resumes where it was.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import threading
@@ -128,6 +129,12 @@ class PoolSession:
         self._fitted_at = -1  # label count at the last fit
         self._n_label_events = 0
         self._restore()
+        # PSHEA (strategy.type: auto): query/finish_round/status go to worker/auto.py
+        self.auto = None
+        if self.strategy == "auto":
+            from .auto import AutoPilot
+
+            self.auto = AutoPilot(self)
 
     # ------------------------------------------------------------ components
     @property
@@ -139,6 +146,8 @@ class PoolSession:
             kwargs: dict[str, Any] = {}
             if model.weights:
                 kwargs["weights"] = model.weights
+            if model.name != "flatten":
+                kwargs["batch_size"] = model.batch_size
             self._backbone = make_backbone(model.name, **kwargs)
             logger.info("backbone: %s", self._backbone.describe().get("summary"))
         return self._backbone
@@ -295,10 +304,17 @@ class PoolSession:
             for i in ids:
                 self._check_queued(i)
             rounds = [self.pending.get(i, (self.round, "unrequested")) for i in ids]
-            rows = []
-            for i, lab, (rnd, strat) in zip(ids, labels, rounds, strict=True):
-                rows.append(self.journal.record_label(i, lab, labeler=labeler, round=rnd,
-                                                      strategy=strat))
+            # one transaction per (round, strategy): usually the whole batch
+            rows_by_item: dict[int, int] = {}
+            groups: dict[tuple[int, str], list[int]] = {}
+            for k, provenance in enumerate(rounds):
+                groups.setdefault(provenance, []).append(k)
+            for (rnd, strat), ks in groups.items():
+                written = self.journal.record_labels(
+                    [ids[k] for k in ks], [labels[k] for k in ks], labeler=labeler, round=rnd,
+                    strategy=strat)
+                rows_by_item.update(zip([ids[k] for k in ks], written, strict=True))
+            rows = [rows_by_item[i] for i in ids]
             failpoint("label")
             results = []
             for i, code, row in zip(ids, codes, rows, strict=True):
@@ -357,6 +373,8 @@ class PoolSession:
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
             raise InputError(f"budget must be an integer >= 1; got {budget!r}.")
         budget = int(budget)
+        if self.auto is not None:  # PSHEA: worker/auto.py
+            return self.auto.query(budget, strategy=strategy)
         with self.lock:
             name = strategy or self.strategy
             if name == "auto":
@@ -384,7 +402,9 @@ class PoolSession:
                 raise InputError(
                     f"budget={budget} but only {available} pool items are embedded, unlabeled "
                     f"and not already queued; ask for at most {available} or push more data.")
-            chosen = self._select(name, budget, blocked)
+        # the model work runs without the lock: labels are never held up by a query
+        chosen = self._select(name, budget, blocked)
+        with self.lock:
             self.round += 1
             self.journal.record_selection(self.round, name, chosen.tolist())
             for i in chosen.tolist():
@@ -415,24 +435,35 @@ class PoolSession:
             self.fit()
 
     def fit(self) -> LastLayerHead:
-        """Fit the last layer on every training label (warm start)."""
+        """Fit the last layer on every training label (warm start).
+
+        Only the snapshot of the labels is taken under the state lock; the fit runs
+        on a copy of the head outside it, so labels keep arriving while it trains.
+        """
         with self.lock:
             mask = self.train_mask()
             if not mask.any():
                 raise ModelError("no labeled item to train on yet; label a few items first.")
-            failpoint("fit")
             X, y = self.emb.matrix, self.codes
-            self.head.fit(X[mask], y[mask], classes=np.arange(len(self.classes)),
-                          standardize_on=X[self.emb.filled])
-            self._fitted_at = self._n_label_events
-            return self.head
+            X_train, y_train = X[mask], y[mask].copy()
+            pool_rows = X[self.emb.filled]
+            seen = self._n_label_events
+            head = copy.deepcopy(self.head)
+        failpoint("fit")
+        head.fit(X_train, y_train, classes=np.arange(len(self.classes)), standardize_on=pool_rows)
+        with self.lock:
+            self.head = head
+            self._fitted_at = seen
+        return head
 
     def finish_round(self, round_: int | None = None) -> dict[str, Any]:
         """Fit, evaluate and record a round; emits ``round_result``."""
+        if self.auto is not None:  # PSHEA: worker/auto.py
+            return self.auto.finish_round(round_)
+        rnd = self.round if round_ is None else round_
+        t0 = time.perf_counter()
+        self.fit()
         with self.lock:
-            rnd = self.round if round_ is None else round_
-            t0 = time.perf_counter()
-            self.fit()
             ev = self.eval_mask()
             scores: dict[str, float | None] = {"top1": None, "top5": None}
             if ev.any():
@@ -451,7 +482,7 @@ class PoolSession:
     def status(self) -> dict[str, Any]:
         with self.lock:
             left = self.budget_left()
-            return {
+            status = {
                 "n_items": self.n_items,
                 "n_embedded": int(self.emb.filled.sum()),
                 "n_quarantined": int(self.quarantined.sum()),
@@ -465,4 +496,7 @@ class PoolSession:
                 "classes": list(self.classes),
                 "rounds": [dataclasses.asdict(r) for r in self.journal.rounds()],
             }
+            if self.auto is not None:  # PSHEA: survivors, eliminated, the run
+                status.update(self.auto.status())
+            return status
 
