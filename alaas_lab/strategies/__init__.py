@@ -1,0 +1,73 @@
+"""The strategy zoo: pure functions that pick which pool items to label next.
+
+Public API
+----------
+names()                       -> sorted list of registered strategy names
+select(name, k, *, probs=None, embeddings=None, labeled=None, rng=None, **params)
+                              -> np.ndarray of k distinct, unlabeled pool indices (int64)
+register(name, fn, *, needs={"probs"}, clobber=False)
+requirements(name)            -> frozenset, subset of {"probs", "mc_probs", "embeddings"}
+registry                      -> read-only mapping name -> Strategy
+
+Each strategy is also a plain function (``margin(probs, k, labeled=...)``,
+``kcenter_greedy(embeddings, k, ...)``, ...) that validates its inputs and calls
+a private kernel. See ``docs/strategies.md`` for the algorithms and their
+references.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._badge import badge
+from ._bayesian import bald
+from ._coreset import coreset
+from ._kcenter import kcenter_greedy
+from ._registry import (
+    INPUTS,
+    Strategy,
+    StrategyError,
+    names,
+    register,
+    registry,
+    requirements,
+    select,
+)
+from ._uncertainty import entropy, least_confidence, margin, random, ratio
+
+# scikit-learn takes about a second to import: load the clustering family on first use
+_LAZY = {"dbal": "._clustering", "typiclust": "._clustering"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "INPUTS",
+    "Strategy",
+    "StrategyError",
+    "badge",
+    "bald",
+    "coreset",
+    "dbal",
+    "entropy",
+    "kcenter_greedy",
+    "least_confidence",
+    "margin",
+    "names",
+    "random",
+    "ratio",
+    "register",
+    "registry",
+    "requirements",
+    "select",
+    "typiclust",
+]

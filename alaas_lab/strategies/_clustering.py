@@ -1,0 +1,446 @@
+"""Clustering-based strategies: DBAL (diverse mini-batch) and TypiClust.
+
+Both call scikit-learn's k-means, seeded from the caller's ``Generator`` (one
+``rng.integers`` draw), so a seed fixes the selection. Their selection logic,
+given the clustering, lives in small kernels that are tested on their own.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.exceptions import ConvergenceWarning
+
+from .._validation import check_random_state
+from ..errors import InputError
+from ._common import check_number, check_pool, mean_probs, top_k
+from ._uncertainty import _entropy_scores, _top2
+
+__all__ = ["dbal", "typiclust"]
+
+_ROW_CHUNK = 2048
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**31 - 1))
+
+
+def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances ``(len(A), len(B))`` in float64, clipped at 0."""
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    D = A @ B.T
+    D *= -2.0
+    D += np.einsum("ij,ij->i", A, A)[:, None]
+    D += np.einsum("ij,ij->i", B, B)[None, :]
+    return np.maximum(D, 0.0, out=D)
+
+
+def _kmeans(X: np.ndarray, n_clusters: int, seed: int, weights=None, minibatch: bool = False):
+    """Fit k-means; returns (labels, centers). Silences the duplicate-points warning."""
+    if minibatch:
+        km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, batch_size=5000, n_init=1)
+    else:
+        km = KMeans(n_clusters=n_clusters, random_state=seed, n_init=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # fewer distinct points than k
+        km.fit(X, sample_weight=weights)
+    return km.labels_, km.cluster_centers_
+
+
+# ----------------------------------------------------------------------------- DBAL
+_DBAL_MEASURES = ("margin", "entropy")
+
+
+def dbal_informativeness(probs: np.ndarray, measure: str) -> np.ndarray:
+    """Non-negative informativeness used as DBAL's filter score and k-means weight.
+
+    ``"margin"``: ``1 - (p_(1) - p_(2))`` in [0, 1] (Zhdanov 2019);
+    ``"entropy"``: Shannon entropy in nats.
+    """
+    if measure == "margin":
+        first, second = _top2(probs)
+        return 1.0 - (first - second)
+    return _entropy_scores(probs)
+
+
+def _dbal_pick(
+    X: np.ndarray, pre: np.ndarray, labels: np.ndarray, centers: np.ndarray, k: int
+) -> np.ndarray:
+    """From each cluster, the member nearest its center; missing slots filled in
+    ``pre`` order (most informative first). Trusts its inputs.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, d)
+    pre : ndarray of shape (m,)
+        Pre-filtered pool indices, most informative first.
+    labels : ndarray of shape (m,)
+        Cluster of each ``pre`` item.
+    centers : ndarray of shape (k, d)
+
+    Returns
+    -------
+    indices : ndarray of shape (k,), int64
+        One per cluster, ordered by cluster id (ties to the earlier ``pre`` item).
+    """
+    diff = np.asarray(X[pre], dtype=np.float64) - centers[labels]
+    d_own = np.einsum("ij,ij->i", diff, diff)
+    picks = []
+    for c in range(centers.shape[0]):
+        members = np.flatnonzero(labels == c)
+        if members.size:
+            picks.append(pre[members[np.argmin(d_own[members])]])
+    chosen = np.asarray(picks, dtype=np.int64)
+    if chosen.size < k:  # empty clusters (duplicate points): fill by informativeness
+        rest = pre[~np.isin(pre, chosen)][: k - chosen.size]
+        chosen = np.concatenate([chosen, rest])
+    return chosen
+
+
+def _dbal(
+    probs: np.ndarray,
+    X: np.ndarray,
+    labeled: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    beta: float,
+    measure: str,
+) -> np.ndarray:
+    """Kernel of :func:`dbal`; trusts its inputs (``probs`` 2-D)."""
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    n_unlabeled = int(labeled.size - np.count_nonzero(labeled))
+    score = dbal_informativeness(probs, measure)
+    m = min(n_unlabeled, max(k, int(np.ceil(beta * k))))
+    pre = top_k(score, m, labeled)
+    if m == k:
+        return pre
+    w = score[pre]
+    if not w.sum() > 0.0:
+        w = np.ones_like(w)  # every item fully confident: plain k-means
+    labels, centers = _kmeans(X[pre], k, _seed(rng), weights=w)
+    return _dbal_pick(X, pre, labels, centers, k)
+
+
+def check_dbal_params(*, beta: Any = 10, measure: Any = "margin") -> tuple[float, str]:
+    """Validate DBAL's ``beta`` (>= 1) and ``measure``."""
+    beta = check_number(beta, name="beta", low=1.0)
+    if measure not in _DBAL_MEASURES:
+        raise InputError(f"measure must be one of {list(_DBAL_MEASURES)}; got {measure!r}.")
+    return beta, measure
+
+
+def dbal(
+    probs: Any,
+    embeddings: Any,
+    k: int,
+    *,
+    labeled: Any = None,
+    rng: Any = None,
+    beta: float = 10,
+    measure: str = "margin",
+) -> np.ndarray:
+    """Diverse mini-batch active learning (Zhdanov 2019).
+
+    1. Pre-filter the ``beta * k`` most informative unlabeled items (margin or
+       entropy; ties to the lowest index).
+    2. Weighted k-means with ``k`` clusters on their embeddings, sample weight =
+       informativeness (scikit-learn ``KMeans``, k-means++ init, seeded by
+       ``rng``).
+    3. Return, for each cluster, the member nearest its centre (distinct by
+       construction; an empty cluster's slot goes to the next most informative
+       item).
+
+    Parameters
+    ----------
+    probs : array-like of shape (N, C) or (T, N, C)
+        Class probabilities (MC samples are averaged).
+    embeddings : array-like of shape (N, d)
+        Pool embeddings to cluster.
+    k : int
+        Number of items to pick.
+    labeled : array-like of shape (N,), bool, optional
+        Items already labeled (never picked).
+    rng : None, int or numpy.random.Generator, optional
+        Seeds k-means; same seed, same picks.
+    beta : float, default 10
+        Pre-filter size factor (``>= 1``; capped at the unlabeled count).
+    measure : {"margin", "entropy"}, default "margin"
+        Informativeness: ``1 - (p_(1) - p_(2))`` (Zhdanov's choice) or entropy.
+
+    Returns
+    -------
+    indices : ndarray of shape (k,), int64
+        Ordered by cluster id.
+
+    Notes
+    -----
+    Time: k-means on ``beta * k`` points, ``O(iters * beta * k^2 * d)``.
+    """
+    k, p, X, lab = check_pool(
+        k=k,
+        probs=probs,
+        embeddings=embeddings,
+        labeled=labeled,
+        need_probs=True,
+        need_embeddings=True,
+        who="dbal",
+    )
+    beta, measure = check_dbal_params(beta=beta, measure=measure)
+    return _dbal(mean_probs(p), X, lab, k, check_random_state(rng), beta=beta, measure=measure)
+
+
+# ----------------------------------------------------------------------------- TypiClust
+def _neighbours(X: np.ndarray, n_keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_keep`` nearest other rows of every row, nearest first (blocked).
+
+    Returns
+    -------
+    ids : ndarray of shape (n, n_keep), int64
+        Row numbers into ``X``.
+    dist : ndarray of shape (n, n_keep), float64
+        Their Euclidean distances, ascending.
+    """
+    n = X.shape[0]
+    ids = np.empty((n, n_keep), dtype=np.int64)
+    dist = np.empty((n, n_keep))
+    for r0 in range(0, n, _ROW_CHUNK):
+        r1 = min(n, r0 + _ROW_CHUNK)
+        D = _sqdist(X[r0:r1], X)
+        D[np.arange(r1 - r0), np.arange(r0, r1)] = np.inf  # not its own neighbour
+        part = np.argpartition(D, n_keep - 1, axis=1)[:, :n_keep]
+        d = np.take_along_axis(D, part, axis=1)
+        order = np.lexsort((part, d), axis=1)  # by distance, then by row number
+        ids[r0:r1] = np.take_along_axis(part, order, axis=1)
+        dist[r0:r1] = np.sqrt(np.take_along_axis(d, order, axis=1))
+    return ids, dist
+
+
+def typicality(X: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """Inverse mean Euclidean distance to the ``n_neighbors`` nearest other rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    n_neighbors : int
+        ``0 < n_neighbors < n``.
+
+    Returns
+    -------
+    typicality : ndarray of shape (n,)
+        ``1 / (mean kNN distance + 1e-5)`` (Hacohen et al. 2022); rows are
+        processed in blocks, memory ``O(block * n)``.
+    """
+    _, dist = _neighbours(X, n_neighbors)
+    return 1.0 / (dist.mean(axis=1) + 1e-5)
+
+
+class _ClusterNeighbours:
+    """Cached nearest-neighbour lists of one cluster's members.
+
+    TypiClust recomputes typicality among a cluster's *remaining* items on every
+    visit. Each member's nearest remaining neighbours are the first available
+    entries of its sorted list over the members at caching time, so a list of
+    ``knn + expected picks`` entries serves many visits; it is rebuilt only when
+    some row runs short.
+    """
+
+    def __init__(self, X: np.ndarray, members: np.ndarray, n_keep: int):
+        self.members = members
+        ids, self.dist = _neighbours(X[members], min(n_keep, members.size - 1))
+        self.ids = members[ids]  # pool indices
+        self.row_of = {int(m): i for i, m in enumerate(members)}
+
+    def typicality(self, idx: np.ndarray, available: np.ndarray, nn: int) -> np.ndarray | None:
+        """Typicality of the items ``idx`` among ``available`` ones (None: rebuild)."""
+        rows = np.fromiter((self.row_of[int(i)] for i in idx), dtype=np.int64, count=idx.size)
+        ok = available[self.ids[rows]]
+        keep = ok & (np.cumsum(ok, axis=1) <= nn)
+        if (keep.sum(axis=1) < nn).any():
+            return None
+        return 1.0 / ((self.dist[rows] * keep).sum(axis=1) / nn + 1e-5)
+
+
+def _typiclust_pick(
+    X: np.ndarray,
+    clusters: np.ndarray,
+    labeled: np.ndarray,
+    k: int,
+    *,
+    knn: int,
+    min_cluster_size: int,
+) -> np.ndarray:
+    """TypiClust's selection given a clustering of the whole pool; trusts its inputs.
+
+    Clusters are visited in order (fewest labeled items first, then largest
+    first, then lowest id), cycling when ``k`` exceeds their number; clusters
+    of ``min_cluster_size`` items or fewer come only after the others run dry.
+    From each visited cluster the most typical remaining unlabeled item is
+    taken, typicality computed among those remaining items with
+    ``min(knn, n_remaining // 2)`` neighbours (the authors' rule); typicalities
+    within a relative 1e-12 of the best count as ties, won by the lowest index.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, d)
+    clusters : ndarray of shape (N,), int
+        Cluster id of every pool item (labeled ones included).
+    labeled : ndarray of shape (N,), bool
+    k : int
+
+    Returns
+    -------
+    indices : ndarray of shape (k,), int64
+    """
+    n_clusters = int(clusters.max()) + 1 if clusters.size else 0
+    sizes = np.bincount(clusters, minlength=n_clusters)
+    covered = np.bincount(clusters[labeled], minlength=n_clusters)
+    ids = np.arange(n_clusters)
+    rank = np.lexsort((ids, -sizes, covered))
+    big = rank[sizes[rank] > min_cluster_size]
+    small = rank[(sizes[rank] <= min_cluster_size) & (sizes[rank] > 0)]
+    available = ~labeled
+    by_cluster = np.argsort(clusters, kind="stable")  # members in index order
+    bounds = np.searchsorted(clusters[by_cluster], np.arange(n_clusters + 1))
+    n_visited = max(1, big.size if big.size else small.size)
+    n_keep = knn + -(-k // n_visited) + 1  # knn + the picks expected per cluster
+    cache: dict[int, _ClusterNeighbours] = {}
+    picks: list[int] = []
+    for visit in (big, small):
+        while len(picks) < k:
+            progressed = False
+            for c in visit:
+                if len(picks) == k:
+                    break
+                idx = by_cluster[bounds[c] : bounds[c + 1]]
+                idx = idx[available[idx]]
+                if idx.size == 0:
+                    continue
+                nn = min(knn, idx.size // 2)
+                best = 0
+                if nn > 0:
+                    c = int(c)
+                    typ = cache[c].typicality(idx, available, nn) if c in cache else None
+                    if typ is None:
+                        cache[c] = _ClusterNeighbours(X, idx, n_keep)
+                        typ = cache[c].typicality(idx, available, nn)
+                    # ties (mutual nearest neighbours always tie when knn = 1) go to the
+                    # lowest index; rounding must not decide them
+                    best = int(np.argmax(typ >= typ.max() * (1.0 - 1e-12)))
+                picks.append(int(idx[best]))
+                available[idx[best]] = False
+                progressed = True
+            if not progressed:
+                break
+    return np.asarray(picks, dtype=np.int64)
+
+
+def _typiclust(
+    X: np.ndarray,
+    labeled: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    knn: int,
+    min_cluster_size: int,
+    max_clusters: int,
+) -> np.ndarray:
+    """Kernel of :func:`typiclust`; trusts its inputs."""
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    n_labeled = int(np.count_nonzero(labeled))
+    n_clusters = min(n_labeled + k, max_clusters, X.shape[0])
+    clusters, _ = _kmeans(X, n_clusters, _seed(rng), minibatch=n_clusters > 50)
+    return _typiclust_pick(X, clusters, labeled, k, knn=knn, min_cluster_size=min_cluster_size)
+
+
+def check_typiclust_params(
+    *, knn: Any = 20, min_cluster_size: Any = 5, max_clusters: Any = 500
+) -> tuple[int, int, int]:
+    """Validate TypiClust's options."""
+    return (
+        int(check_number(knn, name="knn", low=1, integer=True)),
+        int(check_number(min_cluster_size, name="min_cluster_size", low=0, integer=True)),
+        int(check_number(max_clusters, name="max_clusters", low=1, integer=True)),
+    )
+
+
+def typiclust(
+    embeddings: Any,
+    k: int,
+    *,
+    labeled: Any = None,
+    rng: Any = None,
+    knn: int = 20,
+    min_cluster_size: int = 5,
+    max_clusters: int = 500,
+) -> np.ndarray:
+    """TypiClust (Hacohen, Dekel & Weinshall 2022): typical items of uncovered clusters.
+
+    1. Cluster the whole pool (labeled and unlabeled) into
+       ``min(|labeled| + k, max_clusters)`` clusters: ``KMeans`` up to 50
+       clusters, ``MiniBatchKMeans`` (batch 5000) above, as the authors do.
+    2. Visit clusters with no labeled item first, largest first (then those
+       with fewer labeled items), skipping clusters of ``min_cluster_size`` items
+       or fewer until the others are exhausted; cycle if ``k`` is larger.
+    3. From each, take the most *typical* unlabeled item: the inverse mean
+       Euclidean distance to its ``knn`` nearest neighbours within the cluster.
+
+    Parameters
+    ----------
+    embeddings : array-like of shape (N, d)
+        Pool embeddings (ideally self-supervised ones).
+    k : int
+        Number of items to pick.
+    labeled : array-like of shape (N,), bool, optional
+        Items already labeled (never picked; they mark clusters covered).
+    rng : None, int or numpy.random.Generator, optional
+        Seeds the clustering; same seed, same picks.
+    knn : int, default 20
+        Neighbours in the typicality estimate (fewer in small clusters).
+    min_cluster_size : int, default 5
+        Clusters this small are visited last (the authors drop them).
+    max_clusters : int, default 500
+        Cap on the number of clusters (the authors' cap).
+
+    Returns
+    -------
+    indices : ndarray of shape (k,), int64
+        In the order of the visited clusters.
+
+    Notes
+    -----
+    Time: one k-means on the pool, then ``O(n_c^2 d)`` per pick for a cluster
+    of ``n_c`` remaining items (blocked; memory ``O(2048 n_c)``).
+    """
+    k, _, X, lab = check_pool(
+        k=k, embeddings=embeddings, labeled=labeled, need_embeddings=True, who="typiclust"
+    )
+    knn, mcs, mxc = check_typiclust_params(
+        knn=knn, min_cluster_size=min_cluster_size, max_clusters=max_clusters
+    )
+    return _typiclust(
+        X, lab, k, check_random_state(rng), knn=knn, min_cluster_size=mcs, max_clusters=mxc
+    )
+
+
+# ----------------------------------------------------------------------------- registry entries
+def _entry_dbal(k, *, probs, embeddings, labeled, rng, beta=10, measure="margin"):
+    """Registry entry: validated ``probs`` [N, C] and ``embeddings``; checks options."""
+    beta, measure = check_dbal_params(beta=beta, measure=measure)
+    return _dbal(probs, embeddings, labeled, k, rng, beta=beta, measure=measure)
+
+
+def _entry_typiclust(
+    k, *, probs, embeddings, labeled, rng, knn=20, min_cluster_size=5, max_clusters=500
+):
+    """Registry entry: validated ``embeddings``; checks options."""
+    knn, mcs, mxc = check_typiclust_params(
+        knn=knn, min_cluster_size=min_cluster_size, max_clusters=max_clusters
+    )
+    return _typiclust(embeddings, labeled, k, rng, knn=knn, min_cluster_size=mcs, max_clusters=mxc)
