@@ -96,10 +96,16 @@ class Server:
         self._stopping.clear()
         if self.is_alive():
             return self
-        self.session_dir.mkdir(parents=True, exist_ok=True)
-        self.connection_file.unlink(missing_ok=True)
         config_file = self.session_dir / "config.yml"
-        config_file.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        try:
+            self.session_dir.mkdir(parents=True, exist_ok=True)
+            self.connection_file.unlink(missing_ok=True)
+            config_file.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        except OSError as exc:
+            raise WorkerStartError(
+                f"cannot write to the session directory {self.session_dir} ({exc.strerror}); "
+                "free space or make it writable, or choose another session_dir. Nothing in it "
+                "was changed.") from None
         env = {**os.environ, **(env or {}), "ALAAS_KEY": self.key.hex()}
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
