@@ -126,6 +126,7 @@ class DataConfig:
     kind: Literal["image", "text", "array"] = "image"
     storage_options: dict[str, Any] = field(default_factory=dict)
     image_mode: Literal["L", "RGB"] = "RGB"
+    root: str | None = None  # when set, local and file:// items must lie inside it
 
 
 @dataclass(frozen=True)

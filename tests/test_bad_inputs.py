@@ -235,3 +235,31 @@ def test_a_remote_worker_needs_curve_and_refuses_unauthorized_clients(tmp_path):
     no_keys = {**config, "al_worker": {"host": "0.0.0.0", "port": 0}}
     with pytest.raises(WorkerStartError, match="needs authentication.*curve_dir"):
         Server(config=no_keys, session_dir=tmp_path / "s2").start(timeout=60)
+
+
+def test_file_uris_cannot_escape_the_data_root(tmp_path):
+    from alaas_lab.data import confine
+
+    root = tmp_path / "root"
+    (root / "in").mkdir(parents=True)
+    (tmp_path / "secret.png").write_bytes(png("L"))
+    (root / "in" / "ok.png").write_bytes(png("L"))
+    (root / "in" / "link.png").symlink_to(tmp_path / "secret.png")
+    assert confine([str(root / "in" / "ok.png"), "s3://b/x.png"], root)
+    for sneaky in (str(root / "in" / ".." / ".." / "secret.png"), str(root / "in" / "link.png"),
+                   f"file://{tmp_path}/secret.png"):
+        with pytest.raises(DataError, match=r"outside the data root"):
+            confine([sneaky], root)
+    server = Server(config={"name": "r", "cache_dir": str(tmp_path / "c"), "classes": CLASSES,
+                            "active_learning": {"model": {"name": "flatten"}},
+                            "data": {"kind": "image", "image_mode": "L", "root": str(root)}},
+                    session_dir=tmp_path / "s").start()
+    try:
+        from alaas_lab.client import RemoteError
+
+        client = server.client()
+        with pytest.raises(RemoteError, match=r"secret\.png: outside the data root"):
+            client.push_data([str(tmp_path / "secret.png")])
+        assert client.push_data([str(root / "in" / "ok.png")])["embedded"] == 1
+    finally:
+        server.kill()

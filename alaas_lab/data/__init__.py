@@ -11,7 +11,7 @@ from .decode import DecodedItem, Decoder, decode_array, decode_image, decode_tex
 from .fetch import Fetcher, FetchResult, normalize_info
 from .quarantine import Quarantine, quarantine
 from .retry import Failure, RetryPolicy, classify_error
-from .uris import expand
+from .uris import confine, expand
 
 __all__ = [
     "DecodedItem",
@@ -22,6 +22,7 @@ __all__ = [
     "Quarantine",
     "RetryPolicy",
     "classify_error",
+    "confine",
     "decode_array",
     "decode_image",
     "decode_text",

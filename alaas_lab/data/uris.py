@@ -314,3 +314,32 @@ def expand(
             stacklevel=2,
         )
     return _dedupe(found)
+
+
+def confine(uris: Iterable[str], root: str | os.PathLike[str]) -> list[str]:
+    """Check that every local (or ``file://``) URI lies inside ``root``; return the URIs.
+
+    Paths are resolved (``..`` and symlinks) before the check, so neither can
+    escape. Remote URIs (s3://, http(s)://, memory://) are not affected.
+
+    Raises
+    ------
+    DataError
+        Naming the first URIs outside the root.
+    """
+    base = os.path.realpath(os.path.expanduser(os.fspath(root)))
+    uris = list(uris)
+    outside = []
+    for uri in uris:
+        protocol, path = split_protocol(uri)
+        if protocol not in (None, "file", "local"):
+            continue
+        real = os.path.realpath(path)
+        if os.path.commonpath([real, base]) != base:
+            outside.append(uri)
+    if outside:
+        shown = ", ".join(outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3
+                                          else "")
+        raise DataError(f"{shown}: outside the data root {base} (config data.root); move the "
+                        "files under it or change data.root.")
+    return uris

@@ -37,7 +37,7 @@ import numpy as np
 import zmq
 
 from ..config import Config
-from ..data import expand
+from ..data import confine, expand
 from ..errors import AlaasError, ConfigError, ProtocolError
 from ..pipeline import thread_plan
 from ..protocol import PROTOCOL_VERSION, Message, Session, error_content
@@ -377,6 +377,8 @@ class Worker:
                 infos: dict[str, dict[str, Any]] = {}
                 uris = expand(sources, storage_options=self.config.data.storage_options or None,
                               infos=infos)
+                if self.config.data.root:
+                    confine(uris, self.config.data.root)
                 out = self.ingestor.push_uris(uris, infos=infos, on_progress=self._progress)
                 return self._after_push(out, role, c.get("labels"))
         if wait:
