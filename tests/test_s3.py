@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import io
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -65,6 +66,8 @@ class FaultProxy:
                     proxy.counts[(self.command, key)] += 1
                     queue = proxy.faults.get(key) or []
                     fault = queue.pop(0) if queue else None
+                if fault == "hang":  # answer only after the client's time-out
+                    time.sleep(1.5)
                 if fault in _ERRORS:
                     status, code, message = _ERRORS[fault]
                     xml = (
@@ -216,6 +219,17 @@ def test_transient_faults_are_retried_then_succeed(s3_bucket, pngs, proxy, fault
         [r] = fetcher.fetch_many([uri])
     assert r.ok, r.error
     assert r.data == pngs[uri] and r.attempts == attempts == proxy.gets(key)
+
+
+def test_a_request_that_hangs_times_out_and_is_retried(s3_bucket, pngs, proxy):
+    uri = f"{s3_bucket.url}/pool/a/img00.png"
+    key = f"/{s3_bucket.name}/pool/a/img00.png"
+    proxy.faults[key] = ["hang"]
+    options = {**s3_bucket, "endpoint_url": proxy.url}
+    with Fetcher(options, retries=FAST, timeout=0.5) as fetcher:
+        [r] = fetcher.fetch_many([uri])
+    assert r.ok, r.error
+    assert r.data == pngs[uri] and r.attempts == 2
 
 
 def test_faults_that_persist_or_are_permanent(s3_bucket, pngs, proxy):
