@@ -249,8 +249,8 @@ class Ingestor:
         """
         from ..executors import BatchSpec, ExecutorError, embed_batch
 
+        self.last_report = {}
         if not items:
-            self.last_report = {}
             return 0
         ex, s = self.executor, self.session
         spec = BatchSpec.for_config(s.config, fingerprint=s.backbone.fingerprint)
@@ -284,7 +284,9 @@ class Ingestor:
                              "executor": rep["executor"]})
 
         try:
+            ex.prepare(spec.backbone)  # every Dask worker loads the model before batches come
             for chunk, res in ex.map_unordered(embed_batch, jobs(), max_in_flight=slots):
+                failpoint("embed")  # crash tests: the worker dies between two remote batches
                 n_in = len(chunk)
                 for name in names:  # items a stage set aside do not reach the next one
                     n_out = n_in - sum(1 for _, stage, _ in res.bad if stage == name)

@@ -214,7 +214,7 @@ class Worker:
     def close(self) -> None:
         self.item_pool.shutdown(wait=True)
         self.session.close()
-        self.ingestor.fetcher.close()
+        self.ingestor.close()
         self.router.close(0)
         self.pub.close(0)
         if self.auth is not None:
