@@ -15,7 +15,6 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import pytest
-from conftest import free_port, start_server, stop, wait_for_http
 from fsspec.implementations.memory import MemoryFileSystem
 from PIL import Image
 
@@ -36,6 +35,8 @@ from alaas_lab.data import (
 )
 from alaas_lab.data.retry import TruncatedBodyError, call_with_retry
 from alaas_lab.errors import DataError, InputError
+
+from .conftest import free_port, start_server, stop, wait_for_http
 
 FAST = RetryPolicy(max_attempts=4, base=0.001, cap=0.005)
 
