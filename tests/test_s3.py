@@ -67,7 +67,7 @@ class FaultProxy:
                     queue = proxy.faults.get(key) or []
                     fault = queue.pop(0) if queue else None
                 if fault == "hang":  # answer only after the client's time-out
-                    time.sleep(1.5)
+                    time.sleep(4.0)
                 if fault in _ERRORS:
                     status, code, message = _ERRORS[fault]
                     xml = (
@@ -226,10 +226,11 @@ def test_a_request_that_hangs_times_out_and_is_retried(s3_bucket, pngs, proxy):
     key = f"/{s3_bucket.name}/pool/a/img00.png"
     proxy.faults[key] = ["hang"]
     options = {**s3_bucket, "endpoint_url": proxy.url}
-    with Fetcher(options, retries=FAST, timeout=0.5) as fetcher:
+    with Fetcher(options, retries=FAST, timeout=1.0) as fetcher:
         [r] = fetcher.fetch_many([uri])
     assert r.ok, r.error
-    assert r.data == pngs[uri] and r.attempts == 2
+    # the hung try timed out and was retried (a loaded machine may time out once more)
+    assert r.data == pngs[uri] and r.attempts >= 2 and proxy.gets(key) == r.attempts
 
 
 def test_faults_that_persist_or_are_permanent(s3_bucket, pngs, proxy):
