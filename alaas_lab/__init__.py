@@ -20,6 +20,8 @@ _LAZY = {
     "ActiveLearner": ("alaas_lab.learner", "ActiveLearner"),
     "Server": ("alaas_lab.server", "Server"),
     "Client": ("alaas_lab.client", "Client"),
+    "run_pshea": ("alaas_lab.agent", "run_pshea"),
+    "Lab": ("alaas_lab.lab", "Lab"),
     "strategies": ("alaas_lab.strategies", None),
     "datasets": ("alaas_lab.datasets", None),
     "models": ("alaas_lab.models", None),
@@ -50,3 +52,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext alaas_lab``: registers the ``%alaas`` magic (see ``%alaas?``)."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext alaas_lab``: closes the widgets' threads (the worker keeps running)."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)

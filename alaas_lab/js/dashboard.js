@@ -1,0 +1,329 @@
+// alaas_lab PSHEA dashboard (anywidget ES module): the paper's Fig. 5a, live.
+// Solid lines: measured top-1 accuracy per strategy and round. Dashed: the
+// forecaster's predictions. ×: where PSHEA eliminated a strategy. Traits are
+// listed in alaas_lab/widgets/dashboard.py; the SVG is drawn here, no network.
+
+const SVG = "http://www.w3.org/2000/svg";
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const W = 800, H = 300, M = { l: 52, r: 18, t: 16, b: 38 };
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k === "class") node.className = v;
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
+  }
+  return node;
+}
+
+function s(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v !== null && v !== undefined) node.setAttribute(k, String(v));
+  }
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
+const num = (v) => typeof v === "number" && Number.isFinite(v);
+
+function render({ model, el }) {
+  const root = h("div", { class: "alaas alaas-dashboard" });
+  el.append(root);
+  const badge = h("span", { class: "alaas-badge" });
+  const subtitle = h("span", { class: "alaas-muted" });
+  const header = h("div", { class: "alaas-header" },
+    h("span", { class: "alaas-title" }, "Active learning: accuracy per strategy"), badge,
+    h("span", { class: "alaas-spacer" }), subtitle);
+  const cards = h("div", { class: "alaas-cards" });
+  const errorBox = h("div", { class: "alaas-error", hidden: true });
+  const banner = h("div", { class: "alaas-banner", hidden: true });
+  const chart = h("div", { class: "alaas-chart" });
+  const legend = h("div", { class: "alaas-legend" });
+  const timelineTitle = h("div", { class: "alaas-section-title" }, "Strategies");
+  const timeline = h("div", { class: "alaas-timeline" });
+  root.append(header, errorBox, cards, banner, chart, timelineTitle, timeline);
+
+  function colorOf() {
+    const names = model.get("strategies") || [];
+    return (name) => PALETTE[Math.max(0, names.indexOf(name)) % PALETTE.length];
+  }
+
+  // The worker's seed round (random picks before any model exists) is not a racing
+  // strategy: a strategy seen only before every other one started, neither active
+  // nor eliminated. Every strategy's line starts from it, as in the paper's Fig. 5a.
+  function seedNames(results, eliminations) {
+    const active = new Set(model.get("active") || []);
+    const out = new Set(eliminations.map((e) => e.strategy));
+    const first = new Map();
+    const last = new Map();
+    for (const r of results) {
+      first.set(r.strategy, Math.min(first.get(r.strategy) ?? Infinity, r.round));
+      last.set(r.strategy, Math.max(last.get(r.strategy) ?? -Infinity, r.round));
+    }
+    const seeds = new Set();
+    for (const [name, end] of last) {
+      if (active.has(name) || out.has(name)) continue;
+      const others = [...first].filter(([n]) => n !== name).map(([, r]) => r);
+      if (others.length && others.every((r) => r > end)) seeds.add(name);
+    }
+    return seeds;
+  }
+
+  function card(label, value, sub, fill) {
+    const node = h("div", { class: "alaas-card" },
+      h("div", { class: "alaas-card-label" }, label),
+      h("div", { class: "alaas-card-value" }, value));
+    if (fill !== undefined) {
+      const bar = h("div", { class: "alaas-bar" }, h("div", { class: "alaas-bar-fill alaas-bar-fill-2" }));
+      bar.firstChild.style.width = `${Math.max(0, Math.min(100, 100 * fill))}%`;
+      bar.style.marginTop = "6px";
+      node.append(bar);
+    }
+    if (sub) node.append(h("div", { class: "alaas-card-sub" }, sub));
+    return node;
+  }
+
+  function racing(strategies, active, eliminations, seeds) {
+    const candidates = strategies.filter((n) => !seeds.has(n));
+    const o = model.get("outcome") || {};
+    if (candidates.length > 1 || eliminations.length) {
+      const spent = num(o.labels_unique) ? ` · labels ${o.labels_unique} unique / ${o.labels_sum} summed` : "";
+      return card("Strategies", `${active.length} of ${candidates.length}`,
+        (o.stopped ? "stopped" : eliminations.length ? `racing · ${eliminations.length} eliminated`
+          : "racing") + spent);
+    }
+    const seed = [...seeds][0];
+    return card("Strategy", candidates[0] || "–", seed ? `after a ${seed} seed round` : "");
+  }
+
+  function drawCards(results, eliminations) {
+    const budget = model.get("budget") || {};
+    const strategies = model.get("strategies") || [];
+    const active = model.get("active") || [];
+    const best = results.filter((r) => num(r.top1)).sort((a, b) => b.top1 - a.top1)[0];
+    const target = model.get("target");
+    cards.replaceChildren(
+      card("Round", String(model.get("round") || 0),
+        results.length ? `${results.length} result${results.length > 1 ? "s" : ""} recorded`
+          : "no round finished yet"),
+      card("Labels", budget.total ? `${budget.labeled || 0} / ${budget.total}`
+        : String(budget.labeled || 0),
+        budget.left !== null && budget.left !== undefined ? `${budget.left} left in the budget` : "",
+        budget.total ? (budget.labeled || 0) / budget.total : undefined),
+      card("Best top-1", best ? pct(best.top1) : "–",
+        best ? `${best.strategy}, round ${best.round}${num(target) ? ` · target ${pct(target)}` : ""}`
+          : num(target) ? `target ${pct(target)}` : ""),
+      racing(strategies, active, eliminations, seedNames(results, eliminations)));
+  }
+
+  function drawChart(results, forecasts, eliminations) {
+    const color = colorOf();
+    const strategies = model.get("strategies") || [];
+    const target = model.get("target");
+    chart.replaceChildren();
+    if (!results.length && !forecasts.length) {
+      chart.append(h("div", { class: "alaas-empty", style: "padding: 24px" },
+        "No round finished yet: the curves appear when the first round is labeled."));
+      return;
+    }
+    const rounds = [...results, ...forecasts, ...eliminations].map((r) => r.round).filter(num);
+    const r0 = Math.min(...rounds), r1 = Math.max(...rounds, r0 + 1);
+    const values = [...results.map((r) => r.top1), ...forecasts.map((f) => f.predicted)]
+      .filter(num);
+    if (num(target)) values.push(target);
+    let lo = Math.max(0, Math.floor((Math.min(...values) - 0.02) * 10) / 10);
+    let hi = Math.min(1, Math.ceil((Math.max(...values) + 0.02) * 10) / 10);
+    if (hi - lo < 0.2) { if (hi >= 1) lo = Math.max(0, hi - 0.2); else hi = Math.min(1, lo + 0.2); }
+    const x = (r) => M.l + ((r - r0 + 0.35) / (r1 - r0 + 0.7)) * (W - M.l - M.r);
+    const y = (v) => H - M.b - ((v - lo) / (hi - lo)) * (H - M.t - M.b);
+
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
+      "aria-label": "accuracy per round: actual and forecast" });
+    const step = hi - lo > 0.45 ? 0.1 : 0.05;
+    for (let v = lo; v <= hi + 1e-9; v += step) {
+      svg.append(s("line", { class: "alaas-grid", x1: M.l, x2: W - M.r, y1: y(v), y2: y(v) }),
+        s("text", { x: M.l - 8, y: y(v) + 4, "text-anchor": "end" }, `${Math.round(v * 100)}%`));
+    }
+    const every = Math.max(1, Math.ceil((r1 - r0 + 1) / 14));
+    for (let r = r0; r <= r1; r += every) {
+      svg.append(s("line", { class: "alaas-axis", x1: x(r), x2: x(r), y1: H - M.b, y2: H - M.b + 4 }),
+        s("text", { x: x(r), y: H - M.b + 17, "text-anchor": "middle" }, r));
+    }
+    svg.append(s("line", { class: "alaas-axis", x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b }),
+      s("text", { x: (M.l + W - M.r) / 2, y: H - 4, "text-anchor": "middle" }, "round"),
+      s("text", { x: 12, y: (M.t + H - M.b) / 2, "text-anchor": "middle",
+        transform: `rotate(-90 12 ${(M.t + H - M.b) / 2})` }, "top-1 accuracy"));
+    if (num(target)) {
+      svg.append(s("line", { class: "alaas-target", x1: M.l, x2: W - M.r, y1: y(target), y2: y(target) }),
+        s("text", { x: W - M.r - 4, y: y(target) - 5, "text-anchor": "end" }, `target ${pct(target)}`));
+    }
+    const path = (pts) => pts.map(([a, b], i) => `${i ? "L" : "M"}${x(a).toFixed(1)},${y(b).toFixed(1)}`).join("");
+    const seeds = seedNames(results, eliminations);
+    const seedPoints = results.filter((r) => seeds.has(r.strategy) && num(r.top1))
+      .sort((a, b) => a.round - b.round);
+    for (const name of strategies) {
+      const c = seeds.has(name) ? "#9e9e9e" : color(name);
+      const actual = results.filter((r) => r.strategy === name && num(r.top1))
+        .sort((a, b) => a.round - b.round);
+      const line = actual.length && !seeds.has(name)
+        ? [...seedPoints.filter((r) => r.round < actual[0].round).slice(-1), ...actual] : actual;
+      const predicted = forecasts.filter((f) => f.strategy === name && num(f.predicted))
+        .sort((a, b) => a.round - b.round);
+      const g = s("g", { "data-strategy": name });
+      if (predicted.length) {
+        const pts = predicted.map((f) => [f.round, f.predicted]);
+        const anchor = actual.filter((r) => r.round < predicted[0].round).pop();
+        if (anchor) pts.unshift([anchor.round, anchor.top1]);
+        if (pts.length > 1) {
+          g.append(s("path", { d: path(pts), fill: "none", stroke: c, "stroke-width": 2,
+            "stroke-dasharray": "6 4", opacity: 0.8, class: "alaas-forecast-line" }));
+        }
+      }
+      if (line.length > 1) {
+        g.append(s("path", { d: path(line.map((r) => [r.round, r.top1])), fill: "none",
+          stroke: c, "stroke-width": 2.2, class: "alaas-actual-line" }));
+      }
+      for (const f of predicted) {
+        g.append(s("circle", { cx: x(f.round), cy: y(f.predicted), r: 3.6, style: "fill: var(--jp-layout-color0, #fff)",
+          stroke: c, "stroke-width": 1.6, class: "alaas-pt-forecast", "data-round": f.round },
+        s("title", {}, `${name} · round ${f.round}: forecast ${pct(f.predicted)}`)));
+      }
+      for (const r of actual) {
+        g.append(s("circle", { cx: x(r.round), cy: y(r.top1), r: 4, fill: c,
+          class: "alaas-pt", "data-round": r.round, "data-strategy": name },
+        s("title", {}, `${name} · round ${r.round}: ${pct(r.top1)} top-1` +
+          `${num(r.top5) ? `, ${pct(r.top5)} top-5` : ""} (${r.n_labeled} labels)`)));
+      }
+      const out = eliminations.find((e) => e.strategy === name);
+      if (out) {
+        // × where its line ends (the round it left); the dashed segment after it is the
+        // forecast that removed it
+        const at = actual.find((r) => r.round === out.round);
+        const v = at ? at.top1 : num(out.predicted) ? out.predicted : actual.length
+          ? actual[actual.length - 1].top1 : null;
+        if (num(v)) {
+          const cx = x(out.round), cy = y(v), d = 5;
+          g.append(s("path", { d: `M${cx - d},${cy - d}L${cx + d},${cy + d}M${cx - d},${cy + d}L${cx + d},${cy - d}`,
+            stroke: c, "stroke-width": 2.4, class: "alaas-pt-eliminated" },
+          s("title", {}, `${name} eliminated in round ${out.round}` +
+            `${num(out.predicted) ? ` (forecast ${pct(out.predicted)})` : ""}`)));
+        }
+      }
+      svg.append(g);
+    }
+    chart.append(svg);
+    legend.replaceChildren(...strategies.map((name) => {
+      const out = eliminations.some((e) => e.strategy === name);
+      const item = h("span", { class: `alaas-legend-item${out ? " alaas-out" : ""}` },
+        h("span", { class: "alaas-legend-swatch" }), seeds.has(name) ? `${name} (seed)` : name);
+      item.firstChild.style.color = seeds.has(name) ? "#9e9e9e" : color(name);
+      return item;
+    }), h("span", { class: "alaas-legend-key" },
+      h("span", {}, "── actual"), h("span", {}, "- - forecast"), h("span", {}, "× eliminated")));
+    chart.append(legend);
+  }
+
+  function drawTimeline(results, forecasts, eliminations) {
+    const color = colorOf();
+    const strategies = model.get("strategies") || [];
+    const active = new Set(model.get("active") || []);
+    const current = Math.max(model.get("round") || 0, ...results.map((r) => r.round), 1);
+    const seeds = seedNames(results, eliminations);
+    timeline.replaceChildren();
+    timelineTitle.hidden = !strategies.length;
+    for (const name of strategies) {
+      const own = results.filter((r) => r.strategy === name).sort((a, b) => a.round - b.round);
+      const out = eliminations.find((e) => e.strategy === name);
+      const first = own.length ? own[0].round : out ? out.round : current;
+      const last = out ? out.round : active.has(name) ? current : own.length ? own[own.length - 1].round : first;
+      const track = h("div", { class: "alaas-tl-track" }, h("div", { class: "alaas-tl-bar" }));
+      const bar = track.firstChild;
+      bar.style.left = `${(100 * (first - 1)) / current}%`;
+      bar.style.width = `${Math.max(2, (100 * (last - first + 1)) / current)}%`;
+      bar.style.background = seeds.has(name) ? "#9e9e9e" : color(name);
+      const note = h("span", { class: "alaas-tl-note" });
+      if (out) {
+        note.append(h("b", {}, `dropped in round ${out.round}`),
+          num(out.predicted) ? ` · forecast ${pct(out.predicted)}` : "",
+          out.reason ? ` · ${out.reason}` : "");
+      } else {
+        const lastResult = own[own.length - 1];
+        const f = forecasts.filter((x) => x.strategy === name).sort((a, b) => a.round - b.round).pop();
+        const span = first === last ? `round ${first}` : `rounds ${first}–${last}`;
+        const racingNow = strategies.filter((n) => !seeds.has(n)).length > 1;
+        const o = model.get("outcome") || {};
+        const live = o.stopped ? (o.winner === name ? "winner" : "finished")
+          : racingNow ? "racing" : "in use";
+        if (o.stopped && o.winner === name) note.append(h("b", { class: "alaas-winner" }, "winner"));
+        note.append(seeds.has(name) ? `seed, ${span}` : active.has(name)
+          ? (live === "winner" ? "" : live) : span,
+          lastResult ? ` · last ${pct(lastResult.top1)}` : "",
+          f ? ` · next ${pct(f.predicted)}` : "");
+      }
+      const dot = h("span", { class: "alaas-tl-dot" });
+      dot.style.background = seeds.has(name) ? "#9e9e9e" : color(name);
+      note.title = note.textContent;
+      timeline.append(h("div", { class: "alaas-tl-row", "data-strategy": name },
+        h("span", { class: "alaas-tl-name", title: name }, dot, name), track, note));
+    }
+  }
+
+  function update() {
+    const results = model.get("results") || [];
+    const forecasts = model.get("forecasts") || [];
+    const eliminations = model.get("eliminations") || [];
+    updateHeader();
+    const o = model.get("outcome") || {};
+    const note = model.get("state") === "stopped" ? "" : model.get("message") || "";
+    banner.hidden = !(o.stopped || note);
+    banner.classList.toggle("alaas-banner-done", Boolean(o.stopped));
+    banner.replaceChildren(...(o.stopped
+      ? [h("b", {}, `Winner: ${o.winner || "–"}`),
+        num(o.best_accuracy) ? ` (${pct(o.best_accuracy)} top-1)` : "",
+        ` · PSHEA stopped: ${o.stop_reason || "done"}`]
+      : [note]));
+    root.dataset.rounds = String(results.length);
+    root.dataset.round = String(model.get("round") || 0);
+    drawCards(results, eliminations);
+    drawChart(results, forecasts, eliminations);
+    drawTimeline(results, forecasts, eliminations);
+  }
+
+  function updateHeader() {
+    const state = model.get("state");
+    badge.textContent = state;
+    badge.className = `alaas-badge alaas-badge-${state}`;
+    const updated = model.get("updated");
+    subtitle.textContent = state === "stopped" ? model.get("message") || ""
+      : updated ? `updated ${new Date(updated * 1000).toLocaleTimeString()}` : "";
+    const err = model.get("error");
+    errorBox.hidden = !err;
+    errorBox.textContent = err || "";
+  }
+
+  // the status poll only moves the header; data changes redraw once per frame
+  const names = ["results", "forecasts", "eliminations", "strategies", "active", "budget",
+    "round", "target", "outcome", "message"];
+  let frame = 0;
+  const schedule = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; update(); }); };
+  for (const n of names) model.on(`change:${n}`, schedule);
+  for (const n of ["state", "updated", "error", "message"]) model.on(`change:${n}`, updateHeader);
+  update();
+  return () => {
+    for (const n of names) model.off(`change:${n}`, schedule);
+    for (const n of ["state", "updated", "error", "message"]) model.off(`change:${n}`, updateHeader);
+    if (frame) cancelAnimationFrame(frame);
+  };
+}
+
+export default { render };

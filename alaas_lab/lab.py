@@ -1,0 +1,323 @@
+"""``Lab``: a labeling session from a notebook, in Python (what ``%alaas`` calls).
+
+>>> lab = Lab("examples/digits_least_confidence.yml").start()   # doctest: +SKIP
+>>> lab.push(images)                      # arrays, URIs or globs            # doctest: +SKIP
+>>> lab.label()                           # the labeling widget              # doctest: +SKIP
+>>> lab.dashboard(); lab.monitor()                                           # doctest: +SKIP
+>>> lab.export("labels.csv")                                                 # doctest: +SKIP
+
+``start`` attaches to the session's worker when ``SESSION_DIR/worker.json``
+points at one that answers, and otherwise starts one; a worker started on a
+session directory resumes it from the journal. So after a kernel restart the
+same ``start`` call finds the session as it was, and the widgets load its
+history (labels, rounds, forecasts) when they are made.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .client import Client, WorkerUnavailable
+from .config import Config
+from .errors import AlaasError
+from .server import Server
+from .widgets import Dashboard, LabelingWidget, PipelineMonitor, _history
+from .widgets._base import budget_total
+
+__all__ = ["Lab"]
+
+
+def _is_worker_process(pid: int) -> bool:
+    """Whether ``pid`` runs ``python -m alaas_lab.worker`` (Linux; True where unknown)."""
+    if not Path("/proc/self").exists():
+        return True
+    try:
+        return b"alaas_lab.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class Lab:
+    """One active-learning session, driven from a notebook.
+
+    Parameters
+    ----------
+    config : path, dict or Config, optional
+        The session's YAML config (or its content). Default: the ``config.yml``
+        that a worker wrote into ``session_dir`` when it started.
+    session_dir : path, optional
+        Default: the config's ``session_dir``, else ``./alaas_sessions/<name>``.
+    labeler : str, optional
+        Name stored with every label given through :meth:`label` (default: login name).
+    """
+
+    def __init__(self, config: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
+                 session_dir: str | os.PathLike[str] | None = None, *,
+                 labeler: str | None = None) -> None:
+        if config is None:
+            if session_dir is None:
+                raise AlaasError("Lab needs a config (a YAML path, dict or Config) or the "
+                                 "session_dir of an existing session.")
+            config = Path(session_dir) / "config.yml"
+            if not config.is_file():
+                raise AlaasError(f"{session_dir} holds no config.yml (no worker ever started "
+                                 "there); give the config.")
+        if isinstance(config, (str, os.PathLike)):
+            self.server = Server(config_path=config, session_dir=session_dir)
+        else:
+            self.server = Server(config=config, session_dir=session_dir)
+        self.config: Config = self.server.config
+        self.session_dir: Path = self.server.session_dir
+        self.labeler = labeler
+        self.how: str | None = None  # "attached", "started" or "restarted"
+        self._client: Client | None = None
+        self._labeler: LabelingWidget | None = None
+        self._widgets: list[Any] = []
+
+    def __repr__(self) -> str:
+        state = self.how or "not started"
+        return f"Lab({self.config.name!r}, session_dir={str(self.session_dir)!r}, {state})"
+
+    # ------------------------------------------------------------ worker
+    @property
+    def client(self) -> Client:
+        """The notebook's client of the worker (after :meth:`start`)."""
+        if self._client is None:
+            raise AlaasError("the session is not started: call lab.start() (or %alaas start).")
+        return self._client
+
+    @property
+    def connection_file(self) -> Path:
+        return self.server.connection_file
+
+    def start(self, *, timeout: float = 120.0) -> Lab:
+        """Attach to this session's worker, or start one (which resumes from the journal).
+
+        Sets :attr:`how` to ``"attached"``, ``"restarted"`` (a worker started on an
+        existing journal) or ``"started"`` (a new session).
+        """
+        if self._client is not None:
+            try:
+                self._client.hello()
+                return self
+            except WorkerUnavailable:
+                self._client.close()
+                self._client = None
+        srv = self.server
+        if srv.is_alive():
+            client = srv.client(timeout=10.0)
+            try:
+                client.hello()
+                self._client, self.how = client, "attached"
+                return self
+            except WorkerUnavailable:
+                client.close()
+                pid = srv.pid()
+                if pid is not None and _is_worker_process(pid):
+                    raise AlaasError(
+                        f"the worker of {self.session_dir} (pid {pid}) is running but does not "
+                        "answer; wait for it, or end it with lab.kill() (%alaas stop --kill) "
+                        "and start again.") from None
+                srv.connection_file.unlink(missing_ok=True)  # a stale file: the pid was reused
+        existed = _history.journal_file(self.session_dir) is not None
+        srv.start(timeout=timeout)
+        self._client = srv.client()
+        self._client.hello()
+        self.how = "restarted" if existed else "started"
+        return self
+
+    def stop(self) -> None:
+        """Stop the widgets (their answers are sent first), then the worker."""
+        self.close_widgets("the worker was stopped; %alaas start resumes the session")
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self.server.stop()
+        self.how = None
+
+    def kill(self) -> None:
+        """End the worker at once (SIGKILL); the journal keeps every acknowledged label."""
+        self.close_widgets("the worker was killed; %alaas start resumes the session")
+        self.server.kill()
+        self.how = None
+
+    def close_widgets(self, reason: str = "stopped") -> None:
+        """Stop every widget this Lab made (answers given are sent first); views stay."""
+        for widget in self._widgets:
+            widget.shutdown(reason)
+        self._widgets.clear()
+        self._labeler = None
+
+    def is_alive(self) -> bool:
+        return self.server.is_alive()
+
+    # ------------------------------------------------------------ data
+    def push(self, data: Any, *, role: str = "pool", labels: Sequence[Any] | None = None,
+             wait: bool = True) -> dict[str, Any]:
+        """Add items to the pool (or, with ``role="eval"`` and ``labels``, the evaluation set).
+
+        Parameters
+        ----------
+        data : ndarray of shape (n, ...), str, or sequence of str
+            Rows (e.g. images ``(n, h, w)``), or URIs and globs (file, s3, http...).
+        wait : bool, default True
+            Wait for the pipeline to embed everything; ``False`` returns at once
+            (watch :meth:`monitor`).
+
+        Returns
+        -------
+        summary : dict
+            The worker's reply: ``item_ids``, ``n_items``, ``cache_hits``, ``embedded``...
+        """
+        if isinstance(data, (str, os.PathLike)):
+            data = [os.fspath(data)]
+        elif not isinstance(data, np.ndarray):
+            items = list(data)
+            if items and all(isinstance(x, (str, os.PathLike)) for x in items):
+                data = [os.fspath(x) for x in items]
+            else:
+                data = np.asarray(items)
+        if isinstance(data, np.ndarray) and data.dtype.kind in "OUS":
+            raise AlaasError(f"push got an array of dtype {data.dtype}; give numeric rows, "
+                             "or a list of URIs (str).")
+        return self.client.push_data(data, asynchronous=not wait, role=role, labels=labels)
+
+    def status(self) -> dict[str, Any]:
+        """The worker's status: pool, labels, round, budget, rounds so far."""
+        return self.client.status()
+
+    def describe(self) -> str:
+        """:meth:`status` as a few lines of text."""
+        return format_status(self.status(), self)
+
+    # ------------------------------------------------------------ widgets
+    def _widget_args(self) -> dict[str, Any]:
+        self.client  # noqa: B018 - raises when not started
+        return {"connection_file": self.connection_file, "session_dir": self.session_dir}
+
+    def label(self, n: int | None = None, *, keys: Sequence[str] | str | None = None,
+              labeler: str | None = None, prefetch: int = 4) -> LabelingWidget:
+        """The labeling widget; ``n`` items per selection (default ``budget.per_round``).
+
+        One labeling widget is live per Lab: making a new one stops the previous one
+        (after its answers are sent).
+        """
+        args = self._widget_args()
+        if self._labeler is not None:
+            self._labeler.shutdown("a newer labeling widget took over")
+            self._widgets.remove(self._labeler)
+        budget = self.config.budget
+        widget = LabelingWidget(**args, n=n or budget.per_round,
+                                budget_total=budget.total or None, round_budget=budget.per_round,
+                                keys=keys, labeler=labeler or self.labeler, prefetch=prefetch)
+        self._labeler = widget
+        self._widgets.append(widget)
+        return widget
+
+    def dashboard(self, *, poll: float = 2.0) -> Dashboard:
+        """Accuracy per strategy and round, forecasts, eliminations and budget, live."""
+        widget = Dashboard(**self._widget_args(), target=self.config.target_accuracy,
+                           budget_total=self.config.budget.total or None, poll=poll)
+        self._widgets.append(widget)
+        return widget
+
+    def monitor(self) -> PipelineMonitor:
+        """Per-stage progress and throughput, cache hit rate, quarantined items."""
+        widget = PipelineMonitor(**self._widget_args())
+        self._widgets.append(widget)
+        return widget
+
+    # ------------------------------------------------------------ labels out
+    def _label_rows(self, history: bool, include_eval: bool) -> list[dict[str, Any]]:
+        rows = _history.label_rows(self.session_dir, history=history, include_eval=include_eval)
+        if rows is None:
+            raise AlaasError(
+                f"no journal at {self.session_dir / 'session.sqlite'}: the labels live with "
+                "the worker's session directory, which is not on this machine (or no worker "
+                "has run there yet).")
+        return rows
+
+    def labels(self, *, history: bool = False, include_eval: bool = False) -> Any:
+        """Every current label: a pandas DataFrame (a list of dicts without pandas).
+
+        Columns: ``item_id``, ``uri``, ``label``, ``labeler``, ``time`` (ISO 8601,
+        UTC), ``round`` and ``strategy`` (the selection that asked for the item),
+        ``row_id`` (the journal row). ``history=True`` gives every journal row, changed
+        answers and retractions (``label`` None) included; ``include_eval=True``
+        adds the evaluation set's labels.
+        """
+        rows = self._label_rows(history, include_eval)
+        try:
+            import pandas as pd
+        except ImportError:
+            return rows
+        return pd.DataFrame(rows, columns=list(_history.LABEL_COLUMNS))
+
+    def export(self, path: str | os.PathLike[str], *, history: bool = False,
+               include_eval: bool = False) -> Path:
+        """Write :meth:`labels` to ``path``: ``.csv``, ``.jsonl`` or ``.parquet`` (pyarrow).
+
+        Returns the path written. The file is replaced atomically.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".jsonl", ".parquet"):
+            raise AlaasError(f"cannot export to {path.name!r}: the file name must end in .csv, "
+                             ".jsonl or .parquet.")
+        rows = self._label_rows(history, include_eval)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        columns = list(_history.LABEL_COLUMNS)
+        if suffix == ".csv":
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
+        elif suffix == ".jsonl":
+            with open(tmp, "w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row) + "\n")
+        else:
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise AlaasError("exporting .parquet needs pyarrow: pip install pyarrow "
+                                 "(or export .csv / .jsonl).") from None
+            labels = [None if r["label"] is None else str(r["label"]) for r in rows]
+            table = pa.table({c: [r[c] for r in rows] if c != "label" else labels
+                              for c in columns})
+            pq.write_table(table, tmp)
+        os.replace(tmp, path)
+        return path
+
+
+def format_status(status: dict[str, Any], lab: Lab | None = None) -> str:
+    """A short text report of a worker's status."""
+    where = f" ({lab.session_dir})" if lab is not None else ""
+    name = lab.config.name if lab is not None else status.get("name", "")
+    lines = [f"alaas_lab session {name}{where}: worker pid {status.get('pid')}, "
+             f"{status.get('state')}"]
+    lines.append(f"  pool: {status.get('n_items', 0)} items ({status.get('n_embedded', 0)} "
+                 f"embedded, {status.get('n_quarantined', 0)} quarantined), "
+                 f"evaluation set: {status.get('n_eval', 0)}")
+    total = budget_total(status)
+    labeled = status.get("n_labeled", 0)
+    budget = "" if total is None else f" of {total}"
+    lines.append(f"  labels: {labeled}{budget}, {status.get('n_pending', 0)} waiting; "
+                 f"round {status.get('round', 0)}; strategies: "
+                 f"{', '.join(status.get('strategies') or []) or '-'}"
+                 + (f" (eliminated: {', '.join(status['eliminated'])})"
+                    if status.get("eliminated") else ""))
+    for r in status.get("rounds") or []:
+        top1 = "-" if r.get("top1") is None else f"{r['top1']:.3f}"
+        lines.append(f"  round {r['round']:>3}  {r['strategy']:<20} top-1 {top1}  "
+                     f"({r['n_labeled']} labels)")
+    return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""IPython magics: ``%load_ext alaas_lab`` registers ``%alaas``.
+
+The magic is a thin shell over :class:`alaas_lab.Lab`; one Lab per kernel is
+kept here (:func:`current_lab`) so cells can say ``%alaas label`` after
+``%alaas start config.yml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.display import display
+
+from .errors import AlaasError
+
+__all__ = ["AlaasMagics", "current_lab", "load_ipython_extension", "unload_ipython_extension"]
+
+_LAB: Any = None  # the Lab that %alaas drives in this kernel
+_COMMENT = re.compile(r"(^|\s)#.*$")  # "%alaas push x  # why": the comment is not an argument
+
+
+def current_lab() -> Any:
+    """The :class:`~alaas_lab.Lab` that ``%alaas start`` made in this kernel, or None."""
+    return _LAB
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # never sys.exit inside a kernel
+        raise UsageError(f"%alaas {self.prog.split()[-1]}: {message}\n{self.format_usage()}")
+
+
+def _parser(cmd: str, *args: tuple[tuple[str, ...], dict[str, Any]]) -> _Parser:
+    p = _Parser(prog=f"%alaas {cmd}", add_help=False)
+    for names, kwargs in args:
+        p.add_argument(*names, **kwargs)
+    return p
+
+
+_PARSERS = {
+    "start": _parser("start", (("config",), {"nargs": "?"}),
+                     (("--session",), {"default": None})),
+    "push": _parser("push", (("source",), {}), (("--eval",), {"default": None,
+                                                                 "metavar": "LABELS"}),
+                    (("--async",), {"action": "store_true", "dest": "asynchronous"})),
+    "label": _parser("label", (("n",), {"nargs": "?", "type": int}),
+                     (("--keys",), {"default": None}), (("--labeler",), {"default": None})),
+    "dashboard": _parser("dashboard"),
+    "monitor": _parser("monitor"),
+    "status": _parser("status"),
+    "export": _parser("export", (("path",), {}),
+                      (("--history",), {"action": "store_true"}),
+                      (("--all",), {"action": "store_true", "dest": "include_eval"})),
+    "stop": _parser("stop", (("--kill",), {"action": "store_true"})),
+}
+
+
+@magics_class
+class AlaasMagics(Magics):
+    """The ``%alaas`` line magic."""
+
+    @line_magic
+    def alaas(self, line: str) -> Any:
+        """Drive an alaas_lab active-learning session from the notebook.
+
+        Usage::
+
+            %alaas start [config.yml] [--session DIR]
+                Start this session's worker, or attach to it if SESSION_DIR/worker.json
+                names a live one (after a kernel restart, run the same line again). A
+                worker started on an existing session resumes it from its journal.
+                Without a config: the session in --session DIR (its saved config.yml),
+                or the one already started in this kernel.
+            %alaas push <uri | glob | variable> [--eval LABELS] [--async]
+                Add items to the pool: a URI or glob (file, s3://, http://...), or the
+                name of a variable holding an array of items (n, ...) or a list of URIs.
+                --eval LABELS: the items are the evaluation set, LABELS a variable
+                with one label per item. --async: return at once (see %alaas monitor).
+            %alaas label [n] [--keys KEYS] [--labeler NAME]
+                Show the labeling widget: n items per selection (default: the config's
+                budget.per_round). Keys 1-9, 0, then A-Z answer the classes in order
+                (--keys 0123456789 gives each class its own key), Space skips,
+                Backspace takes back one of the last 10 answers.
+            %alaas dashboard
+                Accuracy per strategy and round, forecasts and eliminations (PSHEA),
+                budget spent; live.
+            %alaas monitor
+                The pipeline: per-stage progress and throughput, cache hit rate,
+                quarantined items with reasons.
+            %alaas status
+                Pool, labels, budget and rounds as text.
+            %alaas export labels.csv [--history] [--all]
+                Write every label with its item URI, labeler, time, round and
+                strategy (.csv, .jsonl, or .parquet with pyarrow). --history: every
+                change and retraction too; --all: the evaluation set's labels too.
+            %alaas stop [--kill]
+                Stop the worker (--kill: at once; the journal keeps every label).
+
+        In Python the same is ``alaas_lab.Lab(config).start()``, then ``.push``,
+        ``.label``, ``.dashboard``, ``.monitor``, ``.status``, ``.export``,
+        ``.labels`` and ``.stop``; ``alaas_lab.magics.current_lab()`` is the Lab
+        that ``%alaas`` drives.
+        """
+        line = _COMMENT.sub("", line)
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%alaas: {exc}") from None
+        if not argv:
+            raise UsageError("%alaas needs a command: " + ", ".join(_PARSERS)
+                             + " (see %alaas?)")
+        cmd, rest = argv[0], argv[1:]
+        if cmd not in _PARSERS:
+            raise UsageError(f"%alaas: unknown command {cmd!r}; the commands are "
+                             + ", ".join(_PARSERS) + " (see %alaas?)")
+        args = _PARSERS[cmd].parse_args(rest)
+        try:
+            return getattr(self, f"_{cmd}")(args)
+        except AlaasError as exc:
+            raise UsageError(f"%alaas {cmd}: {exc}") from None
+
+    # ------------------------------------------------------------ commands
+    def _lab(self) -> Any:
+        if _LAB is None:
+            raise UsageError("no session yet: run %alaas start config.yml first.")
+        return _LAB
+
+    def _start(self, args: argparse.Namespace) -> None:
+        global _LAB
+        from .lab import Lab
+
+        if args.config is None and args.session is None:
+            lab = self._lab()
+        else:
+            lab = Lab(args.config, args.session)
+            if _LAB is not None and _LAB.session_dir == lab.session_dir:
+                lab = _LAB  # the same session: keep its client and widgets
+        lab.start()
+        _LAB = lab
+        s = lab.status()
+        verb = {"attached": "attached to the running worker",
+                "restarted": "started a worker on the existing session (resumed from its "
+                             "journal)",
+                "started": "started a new session"}.get(lab.how or "", "connected")
+        print(f"alaas_lab {lab.config.name}: {verb}, pid {s.get('pid')}; "
+              f"{s.get('n_items', 0)} items, {s.get('n_labeled', 0)} labels, "
+              f"round {s.get('round', 0)}. Session: {lab.session_dir}")
+
+    def _resolve(self, token: str | None) -> Any:
+        if token is None:
+            return None
+        ns = self.shell.user_ns if self.shell is not None else {}
+        if token.isidentifier() and token in ns:
+            return ns[token]
+        return token
+
+    def _push(self, args: argparse.Namespace) -> None:
+        lab = self._lab()
+        data = self._resolve(args.source)
+        labels = None
+        if args.eval is not None:
+            labels = self._resolve(args.eval)
+            if isinstance(labels, str):
+                raise UsageError(f"%alaas push --eval: {args.eval!r} is not a variable of this "
+                                 "notebook; give the name of a list or array of labels.")
+            labels = list(labels)
+        reply = lab.push(data, role="eval" if labels is not None else "pool", labels=labels,
+                         wait=not args.asynchronous)
+        if args.asynchronous:
+            print("alaas_lab: push started; %alaas monitor shows its progress.")
+            return
+        what = "evaluation set" if labels is not None else "pool"
+        n = len(reply.get("item_ids", []))
+        print(f"alaas_lab: pushed {n} item{'s' if n != 1 else ''} to the {what} "
+              f"({reply.get('cache_hits', 0)} from the cache, {reply.get('embedded', 0)} "
+              f"embedded, {len(reply.get('quarantined') or [])} quarantined) in "
+              f"{reply.get('seconds', 0):.1f} s; the pool now holds {reply.get('n_items')} items.")
+
+    def _label(self, args: argparse.Namespace) -> None:
+        display(self._lab().label(args.n, keys=args.keys, labeler=args.labeler))
+
+    def _dashboard(self, args: argparse.Namespace) -> None:
+        display(self._lab().dashboard())
+
+    def _monitor(self, args: argparse.Namespace) -> None:
+        display(self._lab().monitor())
+
+    def _status(self, args: argparse.Namespace) -> None:
+        print(self._lab().describe())
+
+    def _export(self, args: argparse.Namespace) -> None:
+        lab = self._lab()
+        path = lab.export(args.path, history=args.history, include_eval=args.include_eval)
+        n = len(lab.labels(history=args.history, include_eval=args.include_eval))
+        print(f"alaas_lab: wrote {n} label{'s' if n != 1 else ''} to {path}")
+
+    def _stop(self, args: argparse.Namespace) -> None:
+        global _LAB
+        lab = self._lab()
+        lab.kill() if args.kill else lab.stop()
+        print(f"alaas_lab {lab.config.name}: worker {'killed' if args.kill else 'stopped'}; "
+              f"the session stays in {lab.session_dir} (%alaas start resumes it).")
+        _LAB = None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext alaas_lab``: register ``%alaas``."""
+    ipython.register_magics(AlaasMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext alaas_lab``: close the widgets' threads; the worker keeps running."""
+    if _LAB is not None:
+        _LAB.close_widgets("the alaas_lab extension was unloaded")

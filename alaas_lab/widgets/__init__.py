@@ -1,0 +1,19 @@
+"""Jupyter widgets (anywidget) for a labeling session; front-ends in ``alaas_lab/js``.
+
+- :class:`LabelingWidget`: one key per class, Skip, Undo, the next items always loaded.
+- :class:`Dashboard`: accuracy per strategy and round, PSHEA forecasts and eliminations.
+- :class:`PipelineMonitor`: per-stage progress and throughput, cache hits, quarantine.
+
+Each widget talks to the worker through its own client sockets, from background
+threads, so neither the kernel nor the browser waits on the worker. See
+``docs/widgets.md`` for the traits and messages.
+"""
+
+from __future__ import annotations
+
+from .dashboard import Dashboard
+from .keys import KeyBinding, key_map
+from .labeler import LabelingWidget
+from .monitor import PipelineMonitor
+
+__all__ = ["Dashboard", "KeyBinding", "LabelingWidget", "PipelineMonitor", "key_map"]

@@ -1,0 +1,170 @@
+"""What the three widgets share: bundled front-end files and thread-safe trait updates."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..client import Client
+
+logger = logging.getLogger(__name__)
+
+#: The ES modules and CSS shipped inside the wheel (``alaas_lab/js``).
+JS_DIR = Path(__file__).resolve().parent.parent / "js"
+CSS = JS_DIR / "alaas.css"
+
+
+def budget_total(status: dict[str, Any]) -> int | None:
+    """The session's ``budget.total`` from a ``status`` reply (None: no limit).
+
+    The worker reports what is left: ``total - labeled - pending``.
+    """
+    left = status.get("budget_left")
+    if left is None:
+        return None
+    return int(left) + int(status.get("n_labeled") or 0) + int(status.get("n_pending") or 0)
+
+
+def connect(client: Client | None, connection_file: str | Path | None,
+            timeout: float = 30.0) -> Client:
+    """A widget's own :class:`Client`: its requests never queue behind the notebook's.
+
+    ``Client`` serializes requests on one socket; a widget waiting on a slow
+    ``query`` must not hold up a label, nor ``lab.status()`` in a cell. So each
+    widget opens its own socket(s) from the connection file when it has one.
+    """
+    if connection_file is not None:
+        return Client(connection_file=connection_file, timeout=timeout)
+    if client is None:
+        raise TypeError("give a client or a connection_file")
+    return Client(client.url, key=client.key, timeout=timeout)
+
+
+class SessionWidget(anywidget.AnyWidget):
+    """Base of the alaas_lab widgets: a lock around trait updates from worker threads.
+
+    Events arrive on a subscription thread and replies on the widgets' own threads,
+    while front-end messages arrive on the kernel's shell thread. Every state change
+    goes through :meth:`_update` (or ``with self._state():``), which holds one lock
+    and ``hold_sync`` so that related traits reach the browser in one message.
+    """
+
+    _css = CSS
+
+    error = traitlets.Unicode("").tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._cleanup: list[Callable[[], None]] = []
+        self._stop_reason = ""
+        super().__init__(**kwargs)
+
+    @contextmanager
+    def _state(self):
+        with self._lock, self.hold_sync():
+            yield
+
+    def _update(self, **traits: Any) -> None:
+        with self._state():
+            for name, value in traits.items():
+                setattr(self, name, value)
+
+    def _subscribe(self, client: Client, callback: Callable[[Any], None],
+                   types: list[str]) -> None:
+        """Listen to worker events until :meth:`close`; failures show in ``error``."""
+
+        def safe(event: Any) -> None:
+            if self._closed.is_set():
+                return
+            try:
+                callback(event)
+            except Exception as exc:  # a bad event must not silence the widget
+                logger.exception("%s: event %s failed", type(self).__name__, event.msg_type)
+                self._update(error=f"{type(exc).__name__}: {exc}")
+
+        try:
+            self._cleanup.append(client.subscribe(safe, types=types))
+        except Exception as exc:
+            self._update(error=f"cannot listen to the worker's events: {exc}")
+
+    @property
+    def stopped(self) -> bool:
+        return self._closed.is_set()
+
+    def shutdown(self, reason: str = "stopped") -> None:
+        """Stop this widget's threads and subscriptions; the view stays, inert, saying why."""
+        closed = getattr(self, "_closed", None)  # None: __init__ failed before it ran
+        if closed is None or closed.is_set():
+            return
+        self._stop_reason = reason
+        self._closed.set()
+        for fn in self._cleanup:
+            try:
+                fn()
+            except Exception:  # pragma: no cover - best effort on teardown
+                logger.debug("cleanup failed", exc_info=True)
+        self._cleanup.clear()
+        self._stop()
+        with self._state():
+            if self.has_trait("state"):
+                self.state = "stopped"
+            self.message = reason
+
+    def _stop(self) -> None:
+        """Subclasses wake and join their threads here.
+
+        A thread closes the client it uses itself, on its way out: a ZeroMQ socket
+        must not be closed by one thread while another waits on it.
+        """
+
+    def close(self) -> None:
+        """Stop the widget's threads, then close it (its views disappear)."""
+        self.shutdown()
+        super().close()
+
+
+class RefreshingWidget(SessionWidget):
+    """A widget whose ``status`` requests all run on one thread, which owns its client.
+
+    :meth:`refresh` is called there every ``poll`` seconds (never if 0) and whenever
+    :meth:`request_refresh` asks, e.g. from an event callback.
+    """
+
+    def _start_refresher(self, client: Client, poll: float) -> None:
+        self._refresh_now = threading.Event()
+        self._refresher = threading.Thread(target=self._refresh_loop, args=(client, poll),
+                                           name=f"alaas-{type(self).__name__}", daemon=True)
+        self._refresher.start()
+
+    def request_refresh(self) -> None:
+        self._refresh_now.set()
+
+    def refresh(self) -> None:  # pragma: no cover - subclasses define it
+        raise NotImplementedError
+
+    def _refresh_loop(self, client: Client, poll: float) -> None:
+        try:
+            while not self._closed.is_set():
+                self._refresh_now.wait(poll if poll > 0 else None)
+                self._refresh_now.clear()
+                if not self._closed.is_set():
+                    self.refresh()
+        finally:
+            client.close()
+
+    def _stop(self) -> None:
+        refresher = getattr(self, "_refresher", None)
+        if refresher is None:  # never started: nobody else uses the client
+            self._client.close()
+            return
+        self._refresh_now.set()
+        refresher.join(15.0)

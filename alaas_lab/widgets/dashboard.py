@@ -1,0 +1,206 @@
+"""The PSHEA dashboard: accuracy per strategy per round, forecasts, eliminations, budget.
+
+It draws the paper's Fig. 5a live: one solid line of measured top-1 accuracy per
+strategy and a dashed line of the forecaster's predictions, with an elimination
+timeline below. The history comes from the journal (or ``status`` for a worker
+on another host) when the widget is made, so a restarted kernel shows the whole
+session; then ``round_result`` and ``eliminated`` events extend it, and a light
+``status`` poll keeps the budget current. With one strategy it is a learning curve.
+
+Forecast convention
+-------------------
+A ``round_result`` for round ``r`` carries ``forecast``: the accuracy predicted
+for round ``r + 1`` (PSHEA's a*, made after round ``r``), unless the event names
+the target round in ``forecast_round``. Journal ``forecasts`` rows are keyed by
+the round they predict. An ``eliminated`` event's ``predicted`` is the forecast
+that removed the strategy.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import traitlets
+
+from ..client import Client
+from . import _history
+from ._base import JS_DIR, RefreshingWidget, budget_total, connect
+
+__all__ = ["Dashboard"]
+
+
+def _upsert(rows: list[dict[str, Any]], row: dict[str, Any], keys: tuple[str, ...]
+            ) -> list[dict[str, Any]]:
+    """A new sorted list with ``row`` replacing the one with the same ``keys``."""
+    out = [r for r in rows if any(r.get(k) != row.get(k) for k in keys)]
+    merged = next((r for r in rows if all(r.get(k) == row.get(k) for k in keys)), {})
+    out.append({**merged, **{k: v for k, v in row.items() if v is not None or k not in merged}})
+    return sorted(out, key=lambda r: (r.get("round") or 0, str(r.get("strategy"))))
+
+
+class Dashboard(RefreshingWidget):
+    """Live predicted-vs-actual accuracy per strategy, eliminations and budget.
+
+    Traits (the contract with ``alaas_lab/js/dashboard.js``)
+    --------------------------------------------------------
+    results : list of dict
+        ``round``, ``strategy``, ``n_labeled``, ``top1``, ``top5`` per strategy and round.
+    forecasts : list of dict
+        ``round`` (the round predicted), ``strategy``, ``predicted``.
+    eliminations : list of dict
+        ``round``, ``strategy``, ``predicted`` (the forecast that dropped it), ``reason``.
+    strategies : list of str
+        Every strategy seen, in a stable order (it fixes their colours).
+    active : list of str
+        Strategies still racing (PSHEA) or in use.
+    budget : dict
+        ``labeled``, ``total``, ``left``.
+    round : int
+    target : float or None
+        The config's ``target_accuracy``, drawn as a dotted line.
+    outcome : dict
+        PSHEA's run (``status()["auto"]``): ``stopped``, ``stop_reason``, ``winner``,
+        ``best_accuracy``, ``labels_unique``, ``labels_sum``; empty for one strategy.
+    state : str
+        ``starting``, ``live`` or ``error``; ``updated`` is the time of the last update.
+
+    Parameters
+    ----------
+    client, connection_file
+        As for :class:`~alaas_lab.widgets.LabelingWidget`.
+    session_dir : path, optional
+        The session's directory, to read forecasts and eliminations from its journal.
+    target : float, optional
+    budget_total : int, optional
+    poll : float, default 2.0
+        Seconds between ``status`` requests (budget spent); 0 disables polling.
+    """
+
+    _esm = JS_DIR / "dashboard.js"
+
+    results = traitlets.List(traitlets.Dict()).tag(sync=True)
+    forecasts = traitlets.List(traitlets.Dict()).tag(sync=True)
+    eliminations = traitlets.List(traitlets.Dict()).tag(sync=True)
+    strategies = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    active = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    budget = traitlets.Dict().tag(sync=True)
+    round = traitlets.Int(0).tag(sync=True)
+    target = traitlets.Float(None, allow_none=True).tag(sync=True)
+    outcome = traitlets.Dict().tag(sync=True)
+    state = traitlets.Unicode("starting").tag(sync=True)
+    updated = traitlets.Float(0.0).tag(sync=True)
+
+    def __init__(self, client: Client | None = None, *,
+                 connection_file: str | Path | None = None,
+                 session_dir: str | Path | None = None, target: float | None = None,
+                 budget_total: int | None = None, poll: float = 2.0,
+                 start: bool = True) -> None:
+        super().__init__(target=target)
+        self.session_dir = None if session_dir is None else Path(session_dir)
+        self._budget_total = budget_total
+        self._poll = poll
+        self._client = connect(client, connection_file, timeout=10.0)
+        if start:
+            self.start()
+
+    def start(self) -> Dashboard:
+        """Load the history, then follow events (and poll status) until :meth:`shutdown`."""
+        self.refresh(history=True)
+        self._subscribe(self._client, self.on_event, ["round_result", "eliminated", "progress"])
+        self._start_refresher(self._client, self._poll)
+        return self
+
+    # ------------------------------------------------------------ history + status
+    def refresh(self, *, history: bool = False) -> None:
+        """Ask the worker's status (and reload the journal's history if ``history``)."""
+        if self.stopped:
+            return
+        try:
+            status = self._client.status()
+        except Exception as exc:
+            if not self.stopped:
+                self._update(state="error", error=f"the worker does not answer: {exc}")
+            return
+        with self._state():
+            if history:
+                self._load_history(status)
+            self._apply_status(status)
+            self.state, self.error, self.updated = "live", "", time.time()
+
+    def _load_history(self, status: dict[str, Any]) -> None:
+        past = _history.curve_history(self.session_dir)
+        if past is None:  # not on this machine: status carries the rounds
+            past = {"rounds": [{k: r.get(k) for k in ("round", "strategy", "n_labeled", "top1",
+                                                       "top5")}
+                               for r in status.get("rounds") or []],
+                    "forecasts": [], "eliminations": []}
+        results = list(self.results)
+        for r in past["rounds"]:
+            results = _upsert(results, r, ("round", "strategy"))
+        forecasts = list(self.forecasts)
+        for f in past["forecasts"]:
+            forecasts = _upsert(forecasts, f, ("round", "strategy"))
+        eliminations = list(self.eliminations)
+        for e in past["eliminations"]:
+            if not any(x["strategy"] == e["strategy"] for x in eliminations):
+                eliminations = _upsert(eliminations, e, ("strategy",))
+        self.results, self.forecasts, self.eliminations = results, forecasts, eliminations
+        self._add_strategies([r["strategy"] for r in results])
+
+    def _apply_status(self, status: dict[str, Any]) -> None:
+        total = self._budget_total if self._budget_total is not None else budget_total(status)
+        self.budget = {"labeled": int(status.get("n_labeled") or 0), "total": total,
+                       "left": status.get("budget_left")}
+        self.round = int(status.get("round") or 0)
+        gone = set(status.get("eliminated") or []) | {e["strategy"] for e in self.eliminations}
+        racing = [s for s in status.get("strategies") or [] if s not in gone]
+        auto = status.get("auto") or {}
+        self._add_strategies(list(auto.get("candidates") or status.get("strategies") or []))
+        self.active = racing
+        if auto:
+            self.outcome = {k: auto.get(k) for k in ("stopped", "stop_reason", "winner",
+                                                      "best_accuracy", "labels_unique",
+                                                      "labels_sum")}
+
+    def _add_strategies(self, names: list[str]) -> None:
+        known = list(self.strategies)
+        new = [n for n in dict.fromkeys(names) if n and n not in known]
+        if new:
+            self.strategies = known + new
+
+    # ------------------------------------------------------------ events
+    def on_event(self, event: Any) -> None:
+        """Apply one worker event (``round_result``, ``eliminated`` or PSHEA's ``progress``)."""
+        c = event.content
+        if event.msg_type == "progress":
+            if c.get("stage") == "pshea":
+                self._update(message=c.get("message") or "")
+                self.request_refresh()  # the run's outcome is in status()["auto"]
+            return
+        with self._state():
+            if event.msg_type == "round_result":
+                row = {k: c.get(k) for k in ("round", "strategy", "n_labeled", "top1", "top5")}
+                self.results = _upsert(list(self.results), row, ("round", "strategy"))
+                if c.get("predicted") is not None:  # what was forecast for this round
+                    self.forecasts = _upsert(list(self.forecasts), {
+                        "round": int(c["round"]), "strategy": c["strategy"],
+                        "predicted": float(c["predicted"])}, ("round", "strategy"))
+                if c.get("forecast") is not None:
+                    target = c.get("forecast_round") or int(c["round"]) + 1
+                    self.forecasts = _upsert(list(self.forecasts), {
+                        "round": int(target), "strategy": c["strategy"],
+                        "predicted": float(c["forecast"])}, ("round", "strategy"))
+                self._add_strategies([c["strategy"]])
+                self.round = max(self.round, int(c["round"]))
+            elif event.msg_type == "eliminated":
+                self.eliminations = _upsert(list(self.eliminations), {
+                    "round": int(c["round"]), "strategy": c["strategy"],
+                    "predicted": c.get("predicted"), "reason": c.get("reason") or ""},
+                    ("strategy",))
+                self._add_strategies([c["strategy"]])
+                self.active = [s for s in self.active if s != c["strategy"]]
+            self.state, self.updated = "live", time.time()
+        if event.msg_type == "round_result":
+            self.request_refresh()  # the budget moved with the round

@@ -1,0 +1,141 @@
+"""The pipeline monitor: per-stage progress and throughput, cache hits, quarantined items."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import traitlets
+
+from ..client import Client
+from . import _history
+from ._base import JS_DIR, RefreshingWidget, connect
+
+__all__ = ["PipelineMonitor"]
+
+#: Quarantined items kept for display (the journal keeps them all).
+MAX_QUARANTINE_ROWS = 500
+_STAGE_KEYS = ("name", "workers", "items_in", "items_out", "items_per_s", "queue_depth",
+               "queue_capacity", "busy_s")
+
+
+class PipelineMonitor(RefreshingWidget):
+    """Watch pushes go through fetch → decode → embed → store.
+
+    Traits (the contract with ``alaas_lab/js/monitor.js``)
+    ------------------------------------------------------
+    stages : list of dict
+        Per stage of the running (or last) push: ``name``, ``workers``, ``items_in``,
+        ``items_out``, ``items_per_s``, ``queue_depth``, ``queue_capacity``, ``busy_s``.
+        A stage that batches counts batches on one side (embed emits one output per
+        batch, store takes them), so the items a stage has done are
+        ``max(items_in, items_out)``.
+    push : dict
+        ``running``, ``done``, ``total`` (items to compute), ``wall_s``,
+        and after it ends ``cache_hits``, ``embedded``, ``n_items``, ``seconds``.
+    totals : dict
+        ``n_items``, ``n_embedded``, ``n_quarantined`` (from status), and over the
+        pushes this widget saw: ``cache_hits``, ``embedded``, ``pushes``.
+    quarantined : list of dict
+        ``item_id``, ``uri``, ``stage``, ``reason`` (the most recent ``MAX_QUARANTINE_ROWS``).
+    state : str
+        ``starting``, ``idle``, ``running`` or ``error``.
+
+    Parameters are those of :class:`~alaas_lab.widgets.Dashboard` (no ``poll``).
+    """
+
+    _esm = JS_DIR / "monitor.js"
+
+    stages = traitlets.List(traitlets.Dict()).tag(sync=True)
+    push = traitlets.Dict().tag(sync=True)
+    totals = traitlets.Dict().tag(sync=True)
+    quarantined = traitlets.List(traitlets.Dict()).tag(sync=True)
+    state = traitlets.Unicode("starting").tag(sync=True)
+    updated = traitlets.Float(0.0).tag(sync=True)
+
+    def __init__(self, client: Client | None = None, *,
+                 connection_file: str | Path | None = None,
+                 session_dir: str | Path | None = None, start: bool = True) -> None:
+        super().__init__()
+        self.session_dir = None if session_dir is None else Path(session_dir)
+        self._client = connect(client, connection_file, timeout=10.0)
+        self._cache_hits = 0
+        self._embedded = 0
+        self._pushes = 0
+        if start:
+            self.start()
+
+    def start(self) -> PipelineMonitor:
+        """Load the session's counts and quarantine, then follow pipeline events."""
+        self.refresh(quarantine=True)
+        self._subscribe(self._client, self.on_event, ["progress", "push_done", "quarantined"])
+        self._start_refresher(self._client, 0)
+        return self
+
+    def refresh(self, *, quarantine: bool = False) -> None:
+        """Counts from the worker's status (and the quarantine list if ``quarantine``)."""
+        if self.stopped:
+            return
+        try:
+            status = self._client.status()
+        except Exception as exc:
+            if not self.stopped:
+                self._update(state="error", error=f"the worker does not answer: {exc}")
+            return
+        rows = None
+        if quarantine:
+            rows = _history.quarantine_rows(self.session_dir)
+            if rows is None:
+                rows = [_history.split_reason(int(i), "", r)
+                        for i, r in (status.get("quarantine") or {}).items()]
+        with self._state():
+            self._set_totals(status)
+            if rows is not None:
+                merged = {q["item_id"]: q for q in rows}
+                merged.update({q["item_id"]: q for q in self.quarantined})
+                self.quarantined = list(merged.values())[-MAX_QUARANTINE_ROWS:]
+            self.state = "running" if self.push.get("running") else "idle"
+            self.error, self.updated = "", time.time()
+
+    def _set_totals(self, status: dict[str, Any]) -> None:
+        self.totals = {"n_items": int(status.get("n_items") or 0),
+                       "n_embedded": int(status.get("n_embedded") or 0),
+                       "n_quarantined": int(status.get("n_quarantined") or 0),
+                       "cache_hits": self._cache_hits, "embedded": self._embedded,
+                       "pushes": self._pushes}
+
+    def on_event(self, event: Any) -> None:
+        """Apply one ``progress``, ``push_done`` or ``quarantined`` event."""
+        c = event.content
+        refresh = False
+        with self._state():
+            if event.msg_type == "progress" and c.get("stages") is not None:
+                self.stages = [{k: s.get(k) for k in _STAGE_KEYS} for s in c["stages"]]
+                self.push = {"running": True, "done": c.get("done"), "total": c.get("total"),
+                             "wall_s": c.get("wall_s")}
+                self.state = "running"
+            elif event.msg_type == "push_done":
+                self._cache_hits += int(c.get("cache_hits") or 0)
+                self._embedded += int(c.get("embedded") or 0)
+                self._pushes += 1
+                pipeline = c.get("pipeline") or {}
+                if pipeline.get("stages"):
+                    self.stages = [{k: s.get(k) for k in _STAGE_KEYS} for s in pipeline["stages"]]
+                self.push = {**self.push, "running": False,
+                             **{k: c.get(k) for k in ("n_items", "cache_hits", "embedded",
+                                                      "seconds")},
+                             "done": int(c.get("embedded") or 0),
+                             "total": int(c.get("embedded") or 0),
+                             "wall_s": pipeline.get("wall_s") or c.get("seconds"),
+                             "quarantined": len(c.get("quarantined") or [])}
+                self.state = "idle"
+                refresh = True
+            elif event.msg_type == "quarantined":
+                row = {"item_id": int(c["item_id"]), "uri": c.get("uri") or "",
+                       "stage": c.get("stage") or "", "reason": c.get("reason") or ""}
+                rows = [q for q in self.quarantined if q["item_id"] != row["item_id"]]
+                self.quarantined = [*rows, row][-MAX_QUARANTINE_ROWS:]
+            self.updated = time.time()
+        if refresh:
+            self.request_refresh()

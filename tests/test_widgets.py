@@ -1,0 +1,492 @@
+"""Widgets against a real worker subprocess: traits, front-end messages, prefetch, undo, restart.
+
+The browser's side of the contract is played by sending the exact messages
+``alaas_lab/js/labeler.js`` sends (through ipywidgets' custom-message path) and
+reading the traits it reads; ``tests/browser`` drives the real front-end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from alaas_lab import Lab
+from alaas_lab.errors import AlaasError, InputError
+from alaas_lab.journal import Journal
+from alaas_lab.protocol import Session
+from alaas_lab.widgets import Dashboard, LabelingWidget, key_map
+from alaas_lab.widgets.keys import DEFAULT_KEYS
+from alaas_lab.widgets.labeler import N_SLOTS, UNDO_DEPTH
+
+CLASSES = [str(i) for i in range(10)]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    return d.images.astype(np.float32), d.target.astype(str)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")  # shared: later sessions hit the cache
+
+
+def config(cache_dir, **extra):
+    base = {"name": "widgets",
+            "active_learning": {"strategy": {"type": "least_confidence"},
+                                "model": {"name": "flatten", "batch_size": 64}},
+            "data": {"kind": "array"}, "classes": CLASSES,
+            "budget": {"total": 100, "per_round": 10, "initial": 10},
+            "target_accuracy": 0.9, "cache_dir": str(cache_dir)}
+    base.update(extra)
+    return base
+
+
+@pytest.fixture
+def lab(tmp_path, cache_dir, digits):
+    """A started Lab on a real worker with 300 digits in the pool and an evaluation set."""
+    X, y = digits
+    labs = []
+
+    def make(**extra):
+        lab = Lab(config(cache_dir, **extra), tmp_path / "session", labeler="tester").start()
+        labs.append(lab)
+        return lab
+
+    lab = make()
+    lab.push(X[:300])
+    lab.push(X[1500:], role="eval", labels=list(y[1500:]))
+    lab.make = make
+    yield lab
+    for one in labs:
+        one.close_widgets()
+        one.server.kill()
+
+
+def wait_for(predicate, timeout=30.0, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+def event(msg_type, content):
+    """An event as it comes off the wire (serialized and parsed by the protocol)."""
+    wire = Session(b"")
+    return wire.deserialize(wire.serialize(msg_type, content))
+
+
+class Front:
+    """Plays the browser: sends labeler.js's messages, numbered like it numbers them."""
+
+    def __init__(self, widget: LabelingWidget) -> None:
+        self.w = widget
+        self.seq = widget.acked
+
+    def send(self, **msg):
+        self.seq += 1
+        self.w._handle_custom_msg({**msg, "seq": self.seq}, [])
+        return self.seq
+
+    def shown(self):
+        """The slot metadata labeler.js shows: the first slot in ``order``."""
+        wait_for(lambda: self.w.order and self.w.slots[self.w.order[0]].get("loaded"))
+        return self.w.slots[self.w.order[0]]
+
+    def answer(self, y, label=None):
+        item = self.shown()
+        self.send(type="answer", item_id=item["item_id"],
+                  label=label if label is not None else str(y[item["item_id"]]))
+        return item["item_id"]
+
+
+# ---------------------------------------------------------------- key map
+
+
+def test_key_map_number_row_then_letters():
+    bindings = key_map([f"c{i}" for i in range(40)])
+    assert [b.key for b in bindings[:11]] == [*"1234567890", "A"]
+    assert [b.code for b in bindings[:11]] == [*(f"Digit{d}" for d in "1234567890"), "KeyA"]
+    assert bindings[35].key == "Z" and bindings[35].code == "KeyZ"
+    assert bindings[36].key == "" and bindings[36].code == ""  # past 36: a button only
+    assert len(DEFAULT_KEYS) == 36 and len(set(DEFAULT_KEYS)) == 36
+
+
+def test_key_map_custom_keys_and_errors():
+    assert [b.code for b in key_map(CLASSES, keys="0123456789")][:2] == ["Digit0", "Digit1"]
+    assert key_map(["cat", "dog"], keys=["c", "D"])[0].key == "C"
+    with pytest.raises(InputError, match=r"one key per class: 2 classes .* but 1 keys"):
+        key_map(["cat", "dog"], keys="c")
+    with pytest.raises(InputError, match=r"distinct; 'C' is given to both 'cat' and 'dog'"):
+        key_map(["cat", "dog"], keys="cc")
+    with pytest.raises(InputError, match=r"single digits or letters .*Space and Backspace"):
+        key_map(["cat", "dog"], keys=["c", " "])
+
+
+# ---------------------------------------------------------------- labeler
+
+
+def test_labeler_traits_prefetch_and_slots(lab, digits):
+    _, y = digits
+    with pytest.raises(InputError, match=r"prefetch .* from 3 to 5; got 2"):
+        lab.label(prefetch=2)
+    with pytest.raises(InputError, match=r"n \(items per selection\) must be an int >= 1"):
+        lab.label(0.5)
+    w = lab.label()
+    assert w.wait_ready(30) and w.state == "labeling"
+    assert w.classes == CLASSES and w.key_labels == [*"1234567890"]
+    assert w.key_codes == [b.code for b in key_map(CLASSES)]
+    assert w.action_codes == {"skip": "Space", "undo": "Backspace"}
+    # the window: N_SLOTS items in order, the first prefetch+1 with content in bytes traits
+    wait_for(lambda: sum(s.get("loaded", False) for s in w.slots) >= w.prefetch + 1)
+    assert len(w.order) == N_SLOTS and sorted(w.order) == list(range(N_SLOTS))
+    first = w.slots[w.order[0]]
+    assert first["round"] == 1 and first["strategy"] == "random" and first["kind"] == "image"
+    for slot in w.order[: w.prefetch + 1]:
+        data = getattr(w, f"slot_{slot}")
+        assert isinstance(data, bytes) and data.startswith(PNG)  # raw bytes, not base64
+    assert w.progress["round_size"] == 10 and w.progress["budget_total"] == 100
+
+    front = Front(w)
+    before = {i: (dict(w.slots[i]), getattr(w, f"slot_{i}")) for i in range(N_SLOTS)}
+    answered = front.answer(y)
+    assert w.acked == front.seq  # the kernel acknowledged the message it applied
+    assert answered not in w.queued and w.history[-1] == {"item_id": answered,
+                                                          "label": str(y[answered])}
+    # only the freed slot changed: each answer ships one new item's bytes, not the queue
+    changed = [i for i in range(N_SLOTS)
+               if (w.slots[i], getattr(w, f"slot_{i}")) != before[i]]
+    assert changed == [before_slot for before_slot in range(N_SLOTS)
+                       if before[before_slot][0].get("item_id") == answered]
+    # the queue stays topped up: at least prefetch items loaded behind the current one
+    wait_for(lambda: sum(w.slots[s].get("loaded", False) for s in w.order) >= w.prefetch + 1)
+    assert w.flush(10)
+    with Journal(lab.session_dir / "session.sqlite") as journal:
+        rows = [r for r in journal.label_history() if r.labeler == "tester"]
+    assert [(r.item_id, r.label, r.round, r.strategy) for r in rows] == [
+        (answered, str(y[answered]), 1, "random")]
+
+
+def test_labels_reach_the_journal_and_the_next_round_is_queried(lab, digits):
+    _, y = digits
+    w = lab.label()
+    front = Front(w)
+    first_round = [front.answer(y) for _ in range(10)]
+    # the selection is answered: the widget asks for round 2 while the worker retrains
+    wait_for(lambda: w.progress["round"] == 2 and w.state == "labeling", timeout=60)
+    nxt = front.shown()
+    assert nxt["round"] == 2 and nxt["strategy"] == "least_confidence"
+    assert not set(w.queued) & set(first_round)
+    with Journal(lab.session_dir / "session.sqlite") as journal:
+        mine = [r for r in journal.label_history() if r.labeler == "tester"]
+        assert [r.item_id for r in mine] == first_round
+        assert all(r.round == 1 and r.strategy == "random" for r in mine)
+        assert [(r.round, r.strategy, r.n_labeled) for r in journal.rounds()] == [
+            (1, "random", 10)]
+
+
+def test_undo_takes_back_the_last_ten_answers(lab, digits):
+    _, y = digits
+    w = lab.label()
+    front = Front(w)
+    answered = [front.answer(y, label="0") for _ in range(12)]  # deliberately wrong
+    assert len(w.history) == UNDO_DEPTH
+    for expected in reversed(answered[-UNDO_DEPTH:]):
+        front.send(type="undo")
+        shown = front.shown()
+        assert shown["item_id"] == expected and shown["relabel"]
+    assert w.history == []
+    front.send(type="undo")
+    assert "nothing to undo" in w.message and w.acked == front.seq
+    # answer them again, correctly
+    for expected in answered[-UNDO_DEPTH:]:
+        assert front.answer(y) == expected
+    assert w.flush(10)
+    with Journal(lab.session_dir / "session.sqlite") as journal:
+        history = journal.label_history()
+        labels = journal.labels()
+    retracted = [r.item_id for r in history if r.label is None]
+    assert retracted == list(reversed(answered[-UNDO_DEPTH:]))
+    assert labels[answered[0]] == "0" and labels[answered[1]] == "0"  # out of the window
+    assert all(labels[i] == str(y[i]) for i in answered[2:])
+
+
+def test_skip_moves_an_item_back_and_a_second_skip_closes_the_round_without_it(lab, digits):
+    _, y = digits
+    w = lab.label()
+    front = Front(w)
+    skipped = front.shown()["item_id"]
+    front.send(type="skip", item_id=skipped)
+    assert w.queued[-1] == skipped and "comes back" in w.message
+    for _ in range(9):
+        front.answer(y)
+    again = front.shown()
+    assert again["item_id"] == skipped and again["skips"] == 1
+    front.send(type="skip", item_id=skipped)  # again, with nothing else left
+    wait_for(lambda: w.progress["round"] == 2, timeout=60)
+    with Journal(lab.session_dir / "session.sqlite") as journal:
+        assert [r.round for r in journal.rounds()] == [1]  # the round was fitted without it
+        assert skipped not in journal.labels()
+
+
+def test_a_label_never_waits_on_the_worker_and_errors_show(lab, digits):
+    _, y = digits
+    w = lab.label()
+    front = Front(w)
+    front.shown()
+    pid = lab.server.pid()
+    os.kill(pid, signal.SIGSTOP)  # the worker hangs
+    try:
+        t0 = time.perf_counter()
+        ids = [front.answer(y) for _ in range(3)]  # items already queued keep coming
+        assert time.perf_counter() - t0 < 1.0
+        assert w.queued[0] not in ids and len(w.history) == 3
+        wait_for(lambda: "could not save the answer" in w.error, timeout=20)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert w.flush(30)  # nothing lost: the answers go out in order once it is back
+    wait_for(lambda: w.error == "", timeout=10)
+    with Journal(lab.session_dir / "session.sqlite") as journal:
+        assert [r.item_id for r in journal.label_history() if r.labeler == "tester"][:3] == ids
+
+
+def test_a_new_labeler_stops_the_old_one_after_sending_its_answers(lab, digits):
+    _, y = digits
+    old = lab.label()
+    front = Front(old)
+    given = [front.answer(y) for _ in range(3)]
+    new = lab.label()  # e.g. %alaas label run again
+    assert old.state == "stopped" and "newer labeling widget" in old.message
+    front.send(type="answer", item_id=old.queued[0], label="1")  # a key press on the old view
+    assert "stopped" in old.message and len(old.history) == 3
+    assert new.wait_ready(30) and new.state == "labeling"
+    assert not set(new.queued) & set(given) and len(new.queued) == 7  # the round's rest
+    with Journal(lab.session_dir / "session.sqlite") as journal:
+        assert [r.item_id for r in journal.label_history() if r.labeler == "tester"] == given
+
+
+def test_restart_resumes_pending_items_undo_and_curves(lab, digits):
+    _, y = digits
+    w = lab.label()
+    front = Front(w)
+    for _ in range(10):
+        front.answer(y)
+    wait_for(lambda: w.progress["round"] == 2 and w.state == "labeling", timeout=60)
+    done = [front.answer(y) for _ in range(4)]
+    pending = list(w.queued)
+    assert w.flush(10)
+    lab.close_widgets()
+    lab.server.kill()  # the worker dies; then the kernel restarts: a fresh Lab
+    again = lab.make()
+    assert again.how == "restarted"
+    w2 = again.label()
+    assert w2.wait_ready(30)
+    assert w2.queued[: len(pending)] == pending  # the rest of round 2 comes first
+    assert w2.progress["round"] == 2 and w2.progress["round_done"] == 4
+    assert [h["item_id"] for h in w2.history][-4:] == done  # Undo reaches back
+    Front(w2).send(type="undo")
+    assert Front(w2).shown()["item_id"] == done[-1]
+    dash = again.dashboard(poll=0)
+    assert [(r["round"], r["strategy"]) for r in dash.results] == [(1, "random")]
+    assert dash.budget["labeled"] == 13 and dash.target == 0.9
+
+    # a second Lab in another "kernel" attaches to the live worker instead
+    third = Lab(session_dir=again.session_dir).start()
+    assert third.how == "attached" and third.status()["pid"] == again.status()["pid"]
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def test_dashboard_follows_round_results_and_loads_pshea_history(lab, digits):
+    _, y = digits
+    dash = lab.dashboard(poll=0.2)
+    assert dash.state == "live" and dash.results == [] and dash.budget["total"] == 100
+    w = lab.label()
+    front = Front(w)
+    for _ in range(10):
+        front.answer(y)
+    wait_for(lambda: dash.results, timeout=60)  # a round_result event
+    (r1,) = dash.results
+    assert r1["round"] == 1 and r1["strategy"] == "random" and 0 < r1["top1"] <= 1
+    wait_for(lambda: dash.budget["labeled"] == 10)  # the status poll
+    assert "random" in dash.strategies
+
+    # PSHEA's records (forecasts, an elimination) in the journal come back with the history
+    with Journal(lab.session_dir / "session.sqlite") as journal:
+        journal.record_round(1, "margin", n_labeled=10, top1=0.5)
+        journal.record_forecast(2, "margin", predicted=0.55)
+        journal.record_forecast(2, "entropy", predicted=0.41, eliminated=True,
+                                reason="lowest forecast")
+    fresh = Dashboard(connection_file=lab.connection_file, session_dir=lab.session_dir, poll=0)
+    try:
+        assert {(r["round"], r["strategy"]) for r in fresh.results} == {(1, "random"),
+                                                                       (1, "margin")}
+        assert fresh.forecasts == [{"round": 2, "strategy": "entropy", "predicted": 0.41},
+                                   {"round": 2, "strategy": "margin", "predicted": 0.55}]
+        assert fresh.eliminations == [{"round": 2, "strategy": "entropy", "predicted": 0.41,
+                                       "reason": "lowest forecast"}]
+        # events as PSHEA publishes them (the worker's auto mode is not in this tree yet)
+        fresh.on_event(event("round_result", {"round": 2, "strategy": "margin",
+                                              "n_labeled": 20, "top1": 0.6, "forecast": 0.7}))
+        fresh.on_event(event("eliminated", {"round": 2, "strategy": "margin",
+                                            "predicted": 0.7, "reason": "r"}))
+        assert {"round": 3, "strategy": "margin", "predicted": 0.7} in fresh.forecasts
+        assert "margin" not in fresh.active
+        assert {e["strategy"] for e in fresh.eliminations} == {"entropy", "margin"}
+    finally:
+        fresh.close()
+
+
+def test_pshea_rounds_drive_the_labeler_and_dashboard(tmp_path, cache_dir, digits):
+    pytest.importorskip("alaas_lab.worker.auto")  # PSHEA's worker side
+    X, y = digits
+    candidates = ["random", "margin", "entropy"]
+    cfg = config(cache_dir, active_learning={
+        "strategy": {"type": "auto", "candidates": candidates},
+        "model": {"name": "flatten", "batch_size": 64}}, target_accuracy=0.99)
+    lab = Lab(cfg, tmp_path / "auto", labeler="tester").start()
+    try:
+        lab.push(X[:400])
+        lab.push(X[1500:], role="eval", labels=list(y[1500:]))
+        w, dash = lab.label(), lab.dashboard(poll=0.2)
+        assert dash.strategies == candidates  # known before any round, from status
+        front = Front(w)
+        asked = {}
+        while len({r["round"] for r in dash.results}) < 3:
+            item = front.shown()
+            asked[item["item_id"]] = (item["round"], item["strategy"])
+            front.answer(y)
+        # each item names who asked for it: the seed set, then the candidates' picks
+        assert {s for r, s in asked.values() if r == 1} == {"auto:seed"}
+        later = {name for r, s in asked.values() if r == 2 for name in s.split(", ")}
+        assert later == set(candidates)
+        wait_for(lambda: dash.eliminations and dash.outcome.get("labels_sum"))
+
+        def by_round():
+            rounds: dict[int, set[str]] = {}
+            for r in dash.results:
+                rounds.setdefault(r["round"], set()).add(r["strategy"])
+            return rounds
+
+        gone = {e["strategy"] for e in dash.eliminations if e["round"] == 2}
+        assert len(gone) == 1  # Algorithm 1: one per round, none after the seed round
+        wait_for(lambda: by_round()[3] == set(candidates) - gone)
+        assert by_round()[1] == by_round()[2] == set(candidates)
+        (out, *_) = dash.eliminations
+        assert out["round"] == 2 and out["reason"].startswith("lowest forecast for round 3")
+        mine = {(f["round"], f["strategy"]): f["predicted"] for f in dash.forecasts}
+        assert mine[(3, out["strategy"])] == pytest.approx(out["predicted"])
+        assert out["strategy"] not in dash.active
+        # a restarted kernel's dashboard reads the same race from the journal
+        again = Dashboard(connection_file=lab.connection_file, session_dir=lab.session_dir,
+                          poll=0)
+        try:
+            assert again.results == dash.results and again.eliminations[0]["strategy"] == \
+                out["strategy"]
+            assert again.eliminations[0]["predicted"] == pytest.approx(out["predicted"])
+        finally:
+            again.close()
+    finally:
+        lab.close_widgets()
+        lab.server.kill()
+
+
+# ---------------------------------------------------------------- monitor
+
+
+def write_pngs(images, folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(images):
+        path = folder / f"{i:04d}.png"
+        Image.fromarray((img * 16).clip(0, 255).astype(np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_monitor_shows_stages_cache_hits_and_quarantine(tmp_path, cache_dir, digits):
+    X, _ = digits
+    paths = write_pngs(X[:120], tmp_path / "pool")
+    (tmp_path / "pool" / "0005.png").write_bytes(b"not a png")
+    lab = Lab(config(cache_dir, data={"kind": "image", "image_mode": "L"}),
+              tmp_path / "s1").start()
+    try:
+        mon = lab.monitor()
+        assert mon.state == "idle" and mon.quarantined == []
+        lab.push(str(tmp_path / "pool" / "*.png"))
+        wait_for(lambda: mon.totals.get("pushes") == 1 and mon.quarantined)
+        assert [s["name"] for s in mon.stages] == ["fetch", "decode", "embed", "store"]
+        assert mon.stages[0]["items_out"] == 120 and mon.push["embedded"] == 119
+        (q,) = mon.quarantined
+        assert q["uri"].endswith("0005.png") and q["stage"] == "decode" and q["reason"]
+        assert mon.totals["n_quarantined"] == 1 and mon.totals["cache_hits"] == 0
+    finally:
+        lab.stop()
+    # a new session on the same cache: every good item is a hit
+    lab2 = Lab(config(cache_dir, data={"kind": "image", "image_mode": "L"}),
+               tmp_path / "s2").start()
+    try:
+        mon2 = lab2.monitor()
+        lab2.push(paths)
+        wait_for(lambda: mon2.totals.get("pushes") == 1)
+        assert mon2.totals["cache_hits"] == 119 and mon2.totals["embedded"] == 0
+        assert mon2.push["cache_hits"] == 119 and mon2.totals["n_items"] == 120
+        late = lab2.monitor()  # made after the push: the quarantine comes from the journal
+        (q,) = late.quarantined
+        assert q["uri"].endswith("0005.png") and q["stage"] == "decode"
+    finally:
+        lab2.stop()
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_export_and_labels_table(lab, digits, tmp_path):
+    _, y = digits
+    w = lab.label()
+    front = Front(w)
+    ids = [front.answer(y) for _ in range(5)]
+    front.send(type="undo")
+    front.answer(y, label="7")
+    assert w.flush(10)
+    table = lab.labels()
+    assert list(table.columns) == ["item_id", "uri", "label", "labeler", "time", "round",
+                                   "strategy", "row_id"]
+    assert table["item_id"].tolist() == ids
+    assert table["label"].tolist() == [str(y[i]) for i in ids[:4]] + ["7"]
+    assert set(table["labeler"]) == {"tester"} and set(table["strategy"]) == {"random"}
+    assert table["uri"].str.startswith("array:").all() and (table["round"] == 1).all()
+    assert len(lab.labels(include_eval=True)) == 5 + 297
+    assert lab.labels(history=True)["label"].isna().sum() == 1  # the retraction
+
+    out = lab.export(tmp_path / "labels.csv")
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["item_id"]) for r in rows] == ids and rows[-1]["label"] == "7"
+    assert rows[0]["time"].endswith("+00:00") and rows[0]["strategy"] == "random"
+    lines = (lab.export(tmp_path / "labels.jsonl", history=True)).read_text().splitlines()
+    assert [json.loads(x)["label"] for x in lines][-2:] == [None, "7"]
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        with pytest.raises(AlaasError, match="pip install pyarrow"):
+            lab.export(tmp_path / "labels.parquet")
+    else:
+        back = pq.read_table(lab.export(tmp_path / "labels.parquet")).to_pylist()
+        assert [r["item_id"] for r in back] == ids
+    with pytest.raises(AlaasError, match=r"must end in \.csv, \.jsonl or \.parquet"):
+        lab.export(tmp_path / "labels.xlsx")
