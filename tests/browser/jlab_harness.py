@@ -1,0 +1,256 @@
+"""A real JupyterLab + Chromium for browser tests and ``benchmarks/labeler_latency.py``.
+
+Nothing here reaches the network: JupyterLab runs on 127.0.0.1 with news and
+update checks off, config/data/runtime dirs in a temp folder, and a kernelspec
+(installed into that folder) that runs this interpreter, so the kernel is the
+``.venv``'s Python. Chromium is Debian's (``apt-get install -y chromium``),
+driven by Playwright from pip; ``playwright install`` is never needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+CHROMIUM = os.environ.get("ALAAS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+KERNEL_NAME = "alaas-venv"
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+
+# JupyterLab user settings: no news or update prompts, every cell rendered
+_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class JupyterLab:
+    """A running JupyterLab server."""
+
+    proc: subprocess.Popen
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return ""
+
+
+def jupyter_env(base: Path) -> dict[str, str]:
+    """An environment whose Jupyter paths all live under ``base`` (plus the venv's)."""
+    dirs = {name: base / name for name in ("config", "data", "runtime", "ipython", "share",
+                                           "settings", "workspaces")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(dirs["share"]),
+                    "--name", KERNEL_NAME, "--display-name", "alaas_lab (.venv)"],
+                   check=True, capture_output=True)
+    spec = json.loads((dirs["share"] / "share/jupyter/kernels" / KERNEL_NAME /
+                       "kernel.json").read_text())
+    assert Path(spec["argv"][0]).resolve() == Path(sys.executable).resolve(), spec["argv"]
+    for name, value in _SETTINGS.items():
+        plugin, _, file = name.rpartition("/")
+        target = dirs["settings"] / plugin / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(value))
+    env = {**os.environ,
+           "JUPYTER_CONFIG_DIR": str(dirs["config"]), "JUPYTER_DATA_DIR": str(dirs["data"]),
+           "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]), "IPYTHONDIR": str(dirs["ipython"]),
+           "JUPYTER_PATH": str(dirs["share"] / "share/jupyter"),
+           "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+           "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+           "JUPYTER_PLATFORM_DIRS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("JUPYTER_PREFER_ENV_PATH", None)
+    return env
+
+
+def start_jupyterlab(root: Path, base: Path, *, timeout: float = 90.0) -> JupyterLab:
+    """JupyterLab on a free 127.0.0.1 port with a token, serving ``root``."""
+    env = jupyter_env(base)
+    port, token = free_port(), secrets.token_hex(16)
+    log = base / "jupyterlab.log"
+    args = [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
+            "--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+            "--ServerApp.terminals_enabled=False", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.user_settings_dir={env['JUPYTERLAB_SETTINGS_DIR']}",
+            f"--LabApp.workspaces_dir={env['JUPYTERLAB_WORKSPACES_DIR']}",
+            "--LanguageServerManager.autodetect=False",
+            "--KernelSpecManager.ensure_native_kernel=False"]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    lab = JupyterLab(proc, f"http://127.0.0.1:{port}", token, root, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited ({proc.returncode}):\n{lab.log_tail()}")
+        try:
+            urllib.request.urlopen(f"{lab.url}/api/status?token={token}", timeout=2).close()
+            return lab
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    lab.stop()
+    raise RuntimeError(f"JupyterLab did not answer within {timeout} s:\n{lab.log_tail()}")
+
+
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "alaas_lab (.venv)",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
+
+
+def digits_session(root: Path, *, per_round: int = 10, total: int = 100, pool: int = 300,
+                   labeler: str = "browser", dataset: str = "digits",
+                   strategy: str = "least_confidence",
+                   candidates: tuple[str, ...] = ()) -> list[str]:
+    """Write ``config.yml`` for a session in ``root``; return the notebook's cells.
+
+    ``dataset`` is ``"digits"`` (scikit-learn's 8×8 digits, ``pool`` ≤ 1500) or
+    ``"mnist"`` (28×28, from ``../shared/data/mnist``). Pool items get ids
+    ``0..pool-1`` in order, so the test knows each item's true class. ``strategy="auto"``
+    races ``candidates`` with PSHEA.
+    """
+    config = {"name": f"browser-{dataset}", "session_dir": str(root / "session"),
+              "active_learning": {"strategy": {"type": strategy,
+                                               "candidates": list(candidates)},
+                                  "model": {"name": "flatten", "batch_size": 256}},
+              "data": {"kind": "array"}, "classes": [str(i) for i in range(10)],
+              "budget": {"total": total, "per_round": per_round, "initial": per_round},
+              "target_accuracy": 0.8, "cache_dir": str(root / "cache"), "seed": 0}
+    (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
+    if dataset == "mnist":
+        load = ("from alaas_lab.datasets import mnist\n"
+                f"train = mnist({str(MNIST_DIR)!r}, limit={pool})\n"
+                f"test = mnist({str(MNIST_DIR)!r}, split='test', limit=2000)\n"
+                "pool = train.images.astype(np.float32)\n"
+                "X_eval = test.images.astype(np.float32)\n"
+                "y_eval = test.y.astype(str).tolist()")
+    else:
+        load = ("from sklearn.datasets import load_digits\n"
+                "digits = load_digits()\n"
+                f"pool = digits.images[:{pool}].astype(np.float32)\n"
+                "X_eval = digits.images[1500:].astype(np.float32)\n"
+                "y_eval = digits.target[1500:].astype(str).tolist()")
+    return [
+        "%load_ext alaas_lab\nimport numpy as np\n" + load,
+        "%alaas start config.yml",
+        "%alaas monitor",
+        "%alaas push pool\n%alaas push X_eval --eval y_eval\n"
+        "%alaas push incoming/scan-0042.png  # no such file: quarantined",
+        f"%alaas label --labeler {labeler}",
+        "%alaas dashboard",
+    ]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"no Chromium at {CHROMIUM}: apt-get update && apt-get install -y "
+                           "chromium (or set ALAAS_CHROMIUM to its path).")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+# ---------------------------------------------------------------- page helpers
+
+OPEN_NOTEBOOK_JS = """async () => {
+  const app = window.jupyterapp;
+  if (!app) return null;
+  const nb = app.shell.currentWidget;
+  if (!nb || !nb.sessionContext) return null;
+  await nb.context.ready;
+  await nb.sessionContext.ready;
+  const kernel = nb.sessionContext.session && nb.sessionContext.session.kernel;
+  return kernel ? kernel.name : null;
+}"""
+
+RUN_ALL_JS = """async () => {
+  await window.jupyterapp.commands.execute('notebook:run-all-cells');
+  return true;
+}"""
+
+# time a trivial execution from the browser: request → reply, in the page's clock
+TRIVIAL_CELL_JS = """async (code) => {
+  const nb = window.jupyterapp.shell.currentWidget;
+  const kernel = nb.sessionContext.session.kernel;
+  const t0 = performance.now();
+  const future = kernel.requestExecute({ code, silent: false, store_history: false });
+  await future.done;
+  return performance.now() - t0;
+}"""
+
+
+def open_notebook(page: Any, lab: JupyterLab, name: str, *, timeout: float = 120.0) -> str:
+    """Open ``name`` and wait until its kernel is ready; return the kernel's name."""
+    page.goto(lab.notebook_url(name))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            kernel = page.evaluate(OPEN_NOTEBOOK_JS)
+        except Exception:  # the page is still loading
+            kernel = None
+        if kernel:
+            return kernel
+        time.sleep(0.25)
+    raise RuntimeError(f"the notebook's kernel did not start in {timeout} s:\n{lab.log_tail()}")
+
+
+def current_item(page: Any) -> str:
+    return page.get_attribute(".alaas-labeler", "data-item-id") or ""
+
+
+def key_for(class_index: int) -> str:
+    """The default key of a class: 1-9, then 0, then A-Z (see alaas_lab.widgets.keys)."""
+    return "1234567890ABCDEFGHIJKLMNOPQRSTUVWXYZ"[class_index]
+
+
+def wait_labeling(page: Any, timeout: float = 60.0) -> str:
+    page.wait_for_selector(".alaas-labeler[data-state='labeling'][data-item-id]:not([data-item-id=''])",
+                           timeout=timeout * 1000)
+    return current_item(page)
