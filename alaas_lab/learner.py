@@ -379,6 +379,31 @@ class SimulationResult:
         return "\n".join(lines)
 
 
+def split_pool(X: np.ndarray, y: np.ndarray, X_test: Any, y_test: Any, holdout: float,
+           split_seq: np.random.SeedSequence) -> tuple[np.ndarray, ...]:
+    """Pool and test sets: the given test set, or a seeded hold-out split of ``X``."""
+    if (X_test is None) != (y_test is None):
+        raise InputError("pass both X_test and y_test, or neither (then a hold-out split is used).")
+    if X_test is None:
+        if not (isinstance(holdout, float) and 0 < holdout < 1):
+            raise InputError(f"holdout must be a float in (0, 1); got {holdout!r}.")
+        n_test = max(1, int(round(holdout * X.shape[0])))
+        if n_test >= X.shape[0]:
+            raise InputError(f"holdout={holdout} leaves no pool items out of {X.shape[0]}.")
+        order = np.random.default_rng(split_seq).permutation(X.shape[0])
+        test_idx, pool_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+        return X[pool_idx], y[pool_idx], X[test_idx], y[test_idx]
+    X_te = check_matrix(X_test, name="X_test")
+    y_te = np.asarray(y_test)
+    if X_te.shape[1] != X.shape[1]:
+        raise InputError(
+            f"X_test has {X_te.shape[1]} features but X has {X.shape[1]}; embed both alike.")
+    if y_te.ndim != 1 or y_te.shape[0] != X_te.shape[0]:
+        raise InputError(f"y_test must be 1-D with one label per row of X_test "
+                         f"({X_te.shape[0]}); got {y_te.shape}.")
+    return X, y, X_te, y_te
+
+
 def simulate(
     X: Any,
     y: Any,
@@ -451,26 +476,7 @@ def simulate(
     seed = check_count(seed, name="seed")
     split_seq, loop_seq = np.random.SeedSequence(seed).spawn(2)
 
-    if (X_test is None) != (y_test is None):
-        raise InputError("pass both X_test and y_test, or neither (then a hold-out split is used).")
-    if X_test is None:
-        if not (isinstance(holdout, float) and 0 < holdout < 1):
-            raise InputError(f"holdout must be a float in (0, 1); got {holdout!r}.")
-        n_test = max(1, int(round(holdout * X.shape[0])))
-        if n_test >= X.shape[0]:
-            raise InputError(f"holdout={holdout} leaves no pool items out of {X.shape[0]}.")
-        order = np.random.default_rng(split_seq).permutation(X.shape[0])
-        test_idx, pool_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
-        X_pool, y_pool = X[pool_idx], y[pool_idx]
-        X_te, y_te = X[test_idx], y[test_idx]
-    else:
-        X_pool, y_pool = X, y
-        X_te = check_matrix(X_test, name="X_test")
-        y_te = np.asarray(y_test)
-        if X_te.shape[1] != X.shape[1]:
-            raise InputError(
-                f"X_test has {X_te.shape[1]} features but X has {X.shape[1]}; embed both alike."
-            )
+    X_pool, y_pool, X_te, y_te = split_pool(X, y, X_test, y_test, holdout, split_seq)
     cls = np.unique(np.concatenate([y_pool, y_te])) if classes is None else classes
 
     needed = initial + rounds * budget

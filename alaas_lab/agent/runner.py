@@ -206,7 +206,7 @@ def run_pshea(
     PsheaResult
     """
     from .. import strategies as _strategies
-    from ..learner import ActiveLearner, RoundRecord
+    from ..learner import ActiveLearner, RoundRecord, split_pool
 
     t_start = time.perf_counter()
     X = check_matrix(X, name="X")
@@ -227,7 +227,7 @@ def run_pshea(
     if stray:
         raise InputError(f"strategy_params names {stray}, which are not candidates {cands}.")
     split_seq, loop_seq = np.random.SeedSequence(seed).spawn(2)
-    X_pool, y_pool, X_te, y_te = _split(X, y, X_test, y_test, holdout, split_seq)
+    X_pool, y_pool, X_te, y_te = split_pool(X, y, X_test, y_test, holdout, split_seq)
     cls = np.unique(np.concatenate([y_pool, y_te])) if classes is None else classes
     ctrl = Pshea(cands, budget_per_round=budget, initial=initial, b_max=b_max, target=target,
                  max_rounds=rounds, eliminate=eliminate, min_delta=min_delta, patience=patience,
@@ -289,26 +289,3 @@ def run_pshea(
                        time.perf_counter() - t_start)
 
 
-def _split(X: np.ndarray, y: np.ndarray, X_test: Any, y_test: Any, holdout: float,
-           split_seq: np.random.SeedSequence) -> tuple[np.ndarray, ...]:
-    """The pool/test split of :func:`~alaas_lab.learner.simulate` (same seed, same split)."""
-    if (X_test is None) != (y_test is None):
-        raise InputError("pass both X_test and y_test, or neither (then a hold-out split is used).")
-    if X_test is None:
-        if not (isinstance(holdout, float) and 0 < holdout < 1):
-            raise InputError(f"holdout must be a float in (0, 1); got {holdout!r}.")
-        n_test = max(1, int(round(holdout * X.shape[0])))
-        if n_test >= X.shape[0]:
-            raise InputError(f"holdout={holdout} leaves no pool items out of {X.shape[0]}.")
-        order = np.random.default_rng(split_seq).permutation(X.shape[0])
-        test_idx, pool_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
-        return X[pool_idx], y[pool_idx], X[test_idx], y[test_idx]
-    X_te = check_matrix(X_test, name="X_test")
-    y_te = np.asarray(y_test)
-    if X_te.shape[1] != X.shape[1]:
-        raise InputError(
-            f"X_test has {X_te.shape[1]} features but X has {X.shape[1]}; embed both alike.")
-    if y_te.ndim != 1 or y_te.shape[0] != X_te.shape[0]:
-        raise InputError(f"y_test must be 1-D with one label per row of X_test "
-                         f"({X_te.shape[0]}); got {y_te.shape}.")
-    return X, y, X_te, y_te
