@@ -151,6 +151,15 @@ class RefreshingWidget(SessionWidget):
     def refresh(self) -> None:  # pragma: no cover - subclasses define it
         raise NotImplementedError
 
+    def _worker_status(self) -> dict[str, Any] | None:
+        """The worker's status, or None once the widget shows why it could not be had."""
+        try:
+            return self._client.status()
+        except Exception as exc:
+            if not self.stopped:
+                self._update(state="error", error=f"the worker does not answer: {exc}")
+            return None
+
     def _refresh_loop(self, client: Client, poll: float) -> None:
         try:
             while not self._closed.is_set():

@@ -117,11 +117,8 @@ class Dashboard(RefreshingWidget):
         """Ask the worker's status (and reload the journal's history if ``history``)."""
         if self.stopped:
             return
-        try:
-            status = self._client.status()
-        except Exception as exc:
-            if not self.stopped:
-                self._update(state="error", error=f"the worker does not answer: {exc}")
+        status = self._worker_status()
+        if status is None:
             return
         with self._state():
             if history:

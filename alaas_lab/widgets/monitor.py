@@ -77,11 +77,8 @@ class PipelineMonitor(RefreshingWidget):
         """Counts from the worker's status (and the quarantine list if ``quarantine``)."""
         if self.stopped:
             return
-        try:
-            status = self._client.status()
-        except Exception as exc:
-            if not self.stopped:
-                self._update(state="error", error=f"the worker does not answer: {exc}")
+        status = self._worker_status()
+        if status is None:
             return
         rows = None
         if quarantine:
