@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Jupyter refuses to run as root (containers) unless told to.
+USER_ID    ?= $(shell id -u)
+LAB_FLAGS  ?= $(if $(filter 0,$(USER_ID)),--allow-root)
 
 .PHONY: setup lab demo test lint bench-env clean
 
@@ -20,7 +23,7 @@ setup: $(STAMP)
 ## The main job: JupyterLab on the quickstart notebook (the headless demo until it exists).
 lab: setup
 	@if [ -f notebooks/01_quickstart.ipynb ]; then \
-		$(VENV)/bin/jupyter lab notebooks/01_quickstart.ipynb; \
+		$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/01_quickstart.ipynb; \
 	else \
 		$(VENV)/bin/alaas-lab demo; \
 	fi

@@ -1,13 +1,29 @@
-"""Content-addressed store of embeddings on disk, keyed by item identity and model.
+"""Content-addressed store of embeddings on disk, shared by many processes.
 
 Key
 ---
-An entry's key is ``sha256(model fingerprint, dtype, item identity)``. The item
-identity comes from the caller: :func:`item_identity` builds one from a URI and
-the fsspec ``info()`` of the file (ETag, size, modification time), so a changed
-file gets a new key; :func:`content_identity` hashes the bytes themselves. Two
-model fingerprints (or two dtypes) never share a key, so caches of different
-models can live in one directory.
+An entry's key is ``sha256(model fingerprint, dtype, item identity)``. Together
+these must name everything that determines the embedding:
+
+- the model fingerprint names the weights and the preprocessing (input size,
+  normalisation, scale; see ``Backbone.fingerprint``), plus whatever the caller
+  adds, e.g. how files are decoded;
+- the item identity names the input: :func:`item_identity` builds one from a URI
+  and the fsspec ``info()`` of the file (ETag, size, modification time), so a
+  changed file gets a new key; :func:`content_identity` hashes bytes, and callers
+  hashing arrays include their dtype and shape.
+
+Two fingerprints (or two dtypes) never share a key, so caches of different models
+live in one directory.
+
+Width
+-----
+The width of an embedding is an output, not a key: each entry records its own
+(``nbytes``), so 64-wide and 16-wide embeddings of one fingerprint (the flatten
+backbone on 8x8 and on 4x4 arrays) live side by side, and ``put_many`` takes any
+width. ``get_many`` returns one matrix of the width asked for (``dim=``, by
+default that of the first entry found): an entry of another width is a miss,
+never an error. A put of a key whose entry has another width replaces it.
 
 Layout, and why
 ---------------
@@ -15,13 +31,13 @@ Layout, and why
 
     root/index.sqlite     key -> (shard, offset, nbytes, crc32), WAL mode
     root/shards/000000.bin, 000001.bin, ...   raw rows, append-only
-    root/writer.lock      flock held by the one writer process
+    root/writer.lock      flock, shared by writers (see Concurrency)
 
 The cache is built for about a million entries read and written in batches of
 thousands. One file per entry (``.npy`` in a fan-out tree) would cost an open,
 a write and a rename per entry, a million inodes, and thousands of opens per
 batch read. Here a batch ``put_many`` is one ``write`` of all new rows to the
-current shard followed by one SQLite transaction for their index rows; a batch
+process's shard followed by one SQLite transaction for their index rows; a batch
 ``get_many`` is a few indexed ``SELECT``s and one scatter-read (``preadv``) per
 contiguous run of rows. Shards roll over at ``shard_bytes`` (1 GiB by default).
 
@@ -36,10 +52,18 @@ truncated shard or a missing shard file is detected when the entry is read; the
 entry is counted in ``stats()["corrupt"]``, dropped from the index and reported
 as a miss, so the caller recomputes it and ``put_many`` stores it again.
 
-Concurrency: one writer process (enforced with ``flock`` on ``writer.lock``) and
-any number of threads in it. All caches opened in one process on the same root
-share one store object holding the index connection and one lock, which each
-``get_many``/``put_many`` holds for its duration.
+Concurrency: any number of processes read and write one root at once. A process
+appends only to a shard it holds an exclusive ``flock`` on, taken on its first
+write: the highest-numbered shard that no other process holds, has room and is
+not shorter than its index rows, else the next number. So no two processes ever
+append to one file, and the offset of a write is the shard's size under the lock.
+The index is SQLite in WAL mode: readers never wait, writers queue (busy timeout
+``BUSY_TIMEOUT_S``), and each lookup sees every transaction committed before it,
+by any process. Every process also holds a shared ``flock`` on ``writer.lock``,
+which releases before this one took exclusively (one writer per root), so an old
+release and this one never append at once. Within a process, all caches on one
+root share one store object: the index connection, the shard, and a lock each
+``get_many``/``put_many`` holds; a forked child opens its own.
 """
 
 from __future__ import annotations
@@ -61,7 +85,7 @@ import numpy as np
 
 from .errors import CacheError, InputError
 
-try:  # POSIX; elsewhere the one-writer rule is the caller's to keep
+try:  # POSIX; elsewhere only one process may write to a root at a time
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
@@ -72,6 +96,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DEFAULT_SHARD_BYTES = 1 << 30
+BUSY_TIMEOUT_S = 30.0  # how long an index write waits for other processes' writes
 _CHUNK = 500  # keys per "IN (...)" query
 _IOV_MAX = 512  # buffers per preadv call (the OS limit is usually 1024)
 _DTYPES = ("float16", "float32", "float64")
@@ -82,7 +107,7 @@ CREATE TABLE models (
     model_id    INTEGER PRIMARY KEY,
     fingerprint TEXT NOT NULL,
     dtype       TEXT NOT NULL,
-    dim         INTEGER,
+    dim         INTEGER,  -- unused: each entry has its own width (nbytes)
     UNIQUE (fingerprint, dtype)
 );
 CREATE TABLE entries (
@@ -203,67 +228,82 @@ _STORES_LOCK = threading.Lock()
 
 
 class _Store:
-    """Index connection, writer lock and current shard of one cache root (per process)."""
+    """Index connection and the shard this process appends to, for one root."""
 
     def __init__(self, root: Path, shard_bytes: int) -> None:
         self.root = root
         self.shard_dir = root / "shards"
         self.shard_bytes = shard_bytes
+        self.pid = os.getpid()
         self.lock = threading.RLock()
         self.refs = 0
+        self.current: int | None = None  # the shard whose flock this process holds
+        self._shard_fd: int | None = None
         self._lock_fd: int | None = None
+        self.conn: sqlite3.Connection | None = None
         try:
             self.shard_dir.mkdir(parents=True, exist_ok=True)
             self._lock_fd = os.open(root / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
+            self.close()
             raise CacheError(
                 f"cannot create the embedding cache at {root}: {exc.strerror or exc}. "
                 "Choose a writable directory."
             ) from exc
-        if fcntl is not None:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(self._lock_fd)
-                raise CacheError(
-                    f"another process is writing to the embedding cache at {root}; one writer "
-                    "process per cache. Stop it, or give this process its own cache root."
-                ) from None
-            os.ftruncate(self._lock_fd, 0)
-            os.write(self._lock_fd, str(os.getpid()).encode())
-        self.conn: sqlite3.Connection | None = None
+        try:
+            if fcntl is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            self.close()
+            raise CacheError(
+                f"an older alaas_lab process holds the embedding cache at {root} for itself; "
+                "stop it, or give this process another cache root."
+            ) from None
         try:
             self.conn = sqlite3.connect(
-                root / "index.sqlite", isolation_level=None, check_same_thread=False, timeout=10
+                root / "index.sqlite",
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_S,
             )
             self._setup()
         except (sqlite3.Error, CacheError) as exc:
-            if self.conn is not None:
-                self.conn.close()
-            self._release()
+            self.close()
             if isinstance(exc, CacheError):
                 raise
             raise CacheError(
                 f"cannot open the cache index {root / 'index.sqlite'}: {exc}. Delete the cache "
                 "directory to rebuild it, or choose another root."
             ) from exc
-        self.current = self._pick_current_shard()
 
     def _setup(self) -> None:
         conn = self.conn
-        conn.execute("PRAGMA journal_mode=WAL")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise CacheError(
+                f"could not switch {self.root / 'index.sqlite'} to WAL mode (got {mode!r}); "
+                "put the cache on a local disk."
+            )
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
             conn.execute("BEGIN IMMEDIATE")
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            conn.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?), ('format', 'alaas_lab.cache')",
-                (str(SCHEMA_VERSION),),
-            )
-            conn.execute("COMMIT")
+            try:
+                # re-check under the write lock: another process may have just created it
+                if not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    for stmt in _SCHEMA.split(";"):
+                        if stmt.strip():
+                            conn.execute(stmt)
+                    conn.execute(
+                        "INSERT INTO meta VALUES ('schema_version', ?), "
+                        "('format', 'alaas_lab.cache')",
+                        (str(SCHEMA_VERSION),),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
             return
         row = None
         if "meta" in tables:
@@ -283,71 +323,90 @@ class _Store:
     def _shard_path(self, shard: int) -> Path:
         return self.shard_dir / f"{shard:06d}.bin"
 
-    def _pick_current_shard(self) -> int:
-        on_disk = [int(p.stem) for p in self.shard_dir.glob("*.bin") if p.stem.isdigit()]
-        (indexed,) = self.conn.execute("SELECT max(shard) FROM entries").fetchone()
-        current = max([*on_disk, indexed if indexed is not None else 0, 0])
-        return self._usable(current)
+    def _take_shard(self, shard: int, need: int) -> None:
+        """Lock the first shard from ``shard`` on that is free, intact and has room.
 
-    def _usable(self, shard: int) -> int:
-        """``shard`` if appending to it is safe, else the next one.
-
-        A shard shorter than its indexed entries (truncated) is not appended to: new
-        rows would land under the offsets of old index rows.
+        A shard another process holds is skipped, and so is one shorter than its
+        indexed entries (truncated): new rows would land under old index rows.
         """
-        (end,) = self.conn.execute(
-            "SELECT max(offset + nbytes) FROM entries WHERE shard=?", (shard,)
-        ).fetchone()
-        path = self._shard_path(shard)
-        size = path.stat().st_size if path.exists() else 0
-        if end is not None and size < end:
-            logger.warning("cache shard %s is shorter than its index; starting a new shard", path)
-            return self._usable(shard + 1)
-        return shard
+        while True:
+            path = self._shard_path(shard)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            except OSError as exc:
+                raise CacheError(
+                    f"cannot write cache shard {path}: {exc.strerror or exc}."
+                ) from exc
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # another process appends to it
+                os.close(fd)
+                shard += 1
+                continue
+            size = os.fstat(fd).st_size
+            try:
+                (end,) = self.conn.execute(
+                    "SELECT max(offset + nbytes) FROM entries WHERE shard=?", (shard,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                os.close(fd)
+                raise CacheError(f"cannot read the cache index at {self.root}: {exc}") from exc
+            if end is not None and size < end:
+                logger.warning("cache shard %s is shorter than its index; skipping it", path)
+            elif size == 0 or size + need <= self.shard_bytes:
+                self._shard_fd, self.current = fd, shard
+                return
+            os.close(fd)
+            shard += 1
+
+    def _drop_shard(self) -> None:
+        if self._shard_fd is not None:
+            os.close(self._shard_fd)  # releases its flock
+            self._shard_fd = None
 
     def append(self, data: bytes) -> tuple[int, int]:
-        """Append ``data`` to the current shard; return ``(shard, offset)``."""
-        path = self._shard_path(self.current)
-        size = path.stat().st_size if path.exists() else 0
-        if size and size + len(data) > self.shard_bytes:
-            self.current = self._usable(self.current + 1)
-            path = self._shard_path(self.current)
+        """Append ``data`` to this process's shard; return ``(shard, offset)``."""
+        if self._shard_fd is None:
+            on_disk = [int(p.stem) for p in self.shard_dir.glob("*.bin") if p.stem.isdigit()]
+            self._take_shard(max(on_disk, default=0), len(data))
+        else:
+            st = os.fstat(self._shard_fd)
+            try:
+                moved = not os.path.samestat(st, os.stat(self._shard_path(self.current)))
+            except OSError:
+                moved = True  # deleted since it was taken
+            if moved or (st.st_size and st.st_size + len(data) > self.shard_bytes):
+                self._drop_shard()
+                self._take_shard(self.current if moved else self.current + 1, len(data))
+        size = os.fstat(self._shard_fd).st_size
+        view = memoryview(data)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError as exc:
-            raise CacheError(f"cannot write cache shard {path}: {exc.strerror or exc}.") from exc
-        try:
-            offset = os.fstat(fd).st_size
-            view = memoryview(data)
             while view:
-                written = os.write(fd, view)
-                view = view[written:]
+                view = view[os.write(self._shard_fd, view) :]
         except OSError as exc:
             raise CacheError(
-                f"cannot write cache shard {path}: {exc.strerror or exc}. Free disk space or "
-                "choose another cache root."
+                f"cannot write cache shard {self._shard_path(self.current)}: "
+                f"{exc.strerror or exc}. Free disk space or choose another cache root."
             ) from exc
-        finally:
-            os.close(fd)
-        return self.current, offset
-
-    def _release(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
+        return self.current, size
 
     def close(self) -> None:
         try:
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
         finally:
-            self._release()
+            self._drop_shard()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
 
 def _acquire_store(root: Path, shard_bytes: int) -> _Store:
     real = os.path.realpath(root)
     with _STORES_LOCK:
         store = _STORES.get(real)
-        if store is None:
+        if store is None or store.pid != os.getpid():  # a forked child opens its own
             store = _Store(Path(real), shard_bytes)
             _STORES[real] = store
         store.refs += 1
@@ -358,7 +417,8 @@ def _release_store(store: _Store) -> None:
     with _STORES_LOCK:
         store.refs -= 1
         if store.refs == 0:
-            _STORES.pop(str(store.root), None)
+            if _STORES.get(str(store.root)) is store:
+                del _STORES[str(store.root)]
             store.close()
 
 
@@ -373,7 +433,8 @@ class EmbeddingCache:
     Parameters
     ----------
     root : str or Path
-        Cache directory (created if missing); may be shared by several models.
+        Cache directory (created if missing); may be shared by several models and
+        several processes at once.
     model_fingerprint : str
         Identifies the model and its preprocessing (name, weights hash, input size,
         ...). Entries of different fingerprints never mix.
@@ -385,8 +446,8 @@ class EmbeddingCache:
     Raises
     ------
     CacheError
-        The root cannot be created or written, its index is not a cache index or is
-        newer than this alaas_lab, or another process is writing to it.
+        The root cannot be created or written, or its index is not a cache index
+        or is newer than this alaas_lab.
 
     Examples
     --------
@@ -421,14 +482,18 @@ class EmbeddingCache:
         self._hits = self._misses = self._corrupt = self._puts = 0
         with self._store.lock:
             conn = self._store.conn
-            conn.execute(
-                "INSERT OR IGNORE INTO models(fingerprint, dtype) VALUES (?, ?)",
-                (model_fingerprint, self.dtype.name),
-            )
-            self._model_id, self._dim = conn.execute(
-                "SELECT model_id, dim FROM models WHERE fingerprint=? AND dtype=?",
-                (model_fingerprint, self.dtype.name),
-            ).fetchone()
+            try:
+                conn.execute(
+                    "INSERT OR IGNORE INTO models(fingerprint, dtype) VALUES (?, ?)",
+                    (model_fingerprint, self.dtype.name),
+                )
+                (self._model_id,) = conn.execute(
+                    "SELECT model_id FROM models WHERE fingerprint=? AND dtype=?",
+                    (model_fingerprint, self.dtype.name),
+                ).fetchone()
+            except sqlite3.Error as exc:
+                self.close()
+                raise CacheError(f"cannot update the cache index at {self.root}: {exc}") from exc
 
     # -- keys ------------------------------------------------------------------ #
     @staticmethod
@@ -451,71 +516,80 @@ class EmbeddingCache:
         return h.digest()
 
     @property
-    def dim(self) -> int | None:
-        """Embedding width, fixed by the first put; ``None`` while empty."""
+    def dims(self) -> tuple[int, ...]:
+        """The widths of this model's entries, ascending; ``()`` while empty."""
         store = self._locked()
         with store.lock:
-            return self._width(store.conn)
-
-    def _width(self, conn: sqlite3.Connection) -> int | None:
-        """The model's width; re-read while unknown (another cache object may set it)."""
-        if self._dim is None:
-            (self._dim,) = conn.execute(
-                "SELECT dim FROM models WHERE model_id=?", (self._model_id,)
-            ).fetchone()
-        return self._dim
+            rows = store.conn.execute(
+                "SELECT DISTINCT nbytes FROM entries WHERE model_id=?", (self._model_id,)
+            ).fetchall()
+        return tuple(sorted(n // self.dtype.itemsize for (n,) in rows))
 
     def _locked(self) -> _Store:
         if self._store is None:
             raise CacheError(f"the embedding cache at {self.root} is closed.")
+        if self._store.pid != os.getpid():
+            raise CacheError(
+                f"this EmbeddingCache of {self.root} was opened in another process (before a "
+                "fork); open a new one in this process."
+            )
         return self._store
 
     def _lookup(self, conn: sqlite3.Connection, digests: Iterable[bytes]) -> dict[bytes, tuple]:
         unique = list(dict.fromkeys(digests))
         rows: dict[bytes, tuple] = {}
-        for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i : i + _CHUNK]
-            q = (
-                "SELECT key, shard, offset, nbytes, crc FROM entries "
-                f"WHERE model_id=? AND key IN ({','.join('?' * len(chunk))})"
-            )
-            for r in conn.execute(q, [self._model_id, *chunk]):
-                rows[r[0]] = r[1:]
+        try:
+            for i in range(0, len(unique), _CHUNK):
+                chunk = unique[i : i + _CHUNK]
+                q = (
+                    "SELECT key, shard, offset, nbytes, crc FROM entries "
+                    f"WHERE model_id=? AND key IN ({','.join('?' * len(chunk))})"
+                )
+                for r in conn.execute(q, [self._model_id, *chunk]):
+                    rows[r[0]] = r[1:]
+        except sqlite3.Error as exc:
+            raise CacheError(f"cannot read the cache index at {self.root}: {exc}") from exc
         return rows
 
     # -- reading --------------------------------------------------------------- #
-    def get_many(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def get_many(
+        self, keys: Sequence[str], *, dim: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Look up many item identities at once.
 
         Parameters
         ----------
         keys : sequence of str, length n
             Item identities (:func:`item_identity`, :func:`content_identity`).
+        dim : int, optional
+            Width of the rows wanted; an entry of another width is a miss (not an
+            error, and not dropped). By default the width of the first entry found.
 
         Returns
         -------
         found : ndarray of bool, shape (n,)
         rows : ndarray of ``dtype``, shape (found.sum(), dim)
-            The embeddings of the found keys, in the order of ``keys``.
+            The embeddings of the found keys, in the order of ``keys``; ``dim`` is 0
+            when nothing was found and none was given.
 
         Corrupt entries (checksum mismatch, truncated or missing shard) come back
         as misses; they are counted in ``stats()["corrupt"]`` and dropped.
         """
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise InputError(f"dim must be a positive int or None; got {dim!r}.")
         digests = [self.key(k) for k in keys]
         n = len(digests)
+        itemsize = self.dtype.itemsize
         store = self._locked()
         with store.lock:
-            try:
-                index = self._lookup(store.conn, digests)
-            except sqlite3.Error as exc:
-                raise CacheError(f"cannot read the cache index at {self.root}: {exc}") from exc
-            pos = [i for i, d in enumerate(digests) if d in index]
-            width = self._width(store.conn) or 0
-            row_nbytes = width * self.dtype.itemsize
-            out = np.empty((len(pos), width), dtype=self.dtype)
+            index = self._lookup(store.conn, digests)
+            if dim is None:
+                dim = next((index[d][2] // itemsize for d in digests if d in index), 0)
+            row_nbytes = dim * itemsize
+            pos = [i for i, d in enumerate(digests) if d in index and index[d][2] == row_nbytes]
+            out = np.empty((len(pos), dim), dtype=self.dtype)
             raw = out.view(np.uint8).reshape(len(pos), row_nbytes)
             ok = np.ones(len(pos), dtype=bool)
-            bad_keys: set[bytes] = set()
             # read shard by shard, in file order, one preadv per contiguous run
             order = sorted(range(len(pos)), key=lambda j: index[digests[pos[j]]][:2])
             by_shard: dict[int, list[int]] = {}
@@ -523,14 +597,13 @@ class EmbeddingCache:
                 by_shard.setdefault(index[digests[pos[j]]][0], []).append(j)
             for shard, js in by_shard.items():
                 self._read_shard(store, shard, js, pos, digests, index, raw, ok, row_nbytes)
-            for j in np.flatnonzero(~ok):
-                bad_keys.add(digests[pos[j]])
+            bad_keys = {digests[pos[j]] for j in np.flatnonzero(~ok)}
             # a key asked for twice and found bad once is bad in both places
             for j, p in enumerate(pos):
                 if digests[p] in bad_keys:
                     ok[j] = False
             if bad_keys:
-                self._drop(store, bad_keys)
+                self._drop(store, {d: index[d] for d in bad_keys})
             found = np.zeros(n, dtype=bool)
             found[np.asarray(pos, dtype=np.int64)[ok]] = True
             self._hits += int(found.sum())
@@ -563,9 +636,6 @@ class EmbeddingCache:
             prev_end = None
             for j in js:
                 _, offset, nbytes, _ = index[digests[pos[j]]]
-                if nbytes != row_nbytes:  # index row does not match the model's width
-                    ok[j] = False
-                    continue
                 if runs and offset == prev_end and len(runs[-1]) < _IOV_MAX:
                     runs[-1].append(j)
                 else:
@@ -589,24 +659,24 @@ class EmbeddingCache:
         if not ok[js].all():
             logger.warning("cache shard %s: %d corrupt entries dropped", path, int((~ok[js]).sum()))
 
-    def _drop(self, store: _Store, bad: set[bytes]) -> None:
+    def _drop(self, store: _Store, bad: dict[bytes, tuple]) -> None:
+        """Delete corrupt index rows, unless another process has rewritten them since."""
         self._corrupt += len(bad)
-        bad_list = list(bad)
+        conn = store.conn
         try:
-            store.conn.execute("BEGIN IMMEDIATE")
-            for i in range(0, len(bad_list), _CHUNK):
-                chunk = bad_list[i : i + _CHUNK]
-                store.conn.execute(
-                    f"DELETE FROM entries WHERE key IN ({','.join('?' * len(chunk))})", chunk
-                )
-            store.conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "DELETE FROM entries WHERE key=? AND shard=? AND offset=?",
+                [(d, shard, offset) for d, (shard, offset, *_) in bad.items()],
+            )
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if store.conn.in_transaction:
-                store.conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise CacheError(f"cannot update the cache index at {self.root}: {exc}") from exc
 
     def get(self, key: str) -> np.ndarray | None:
-        """The embedding of one identity, shape ``(dim,)``, or ``None`` on a miss."""
+        """The embedding of one identity, shape ``(width,)``, or ``None`` on a miss."""
         found, rows = self.get_many([key])
         return rows[0] if found[0] else None
 
@@ -628,20 +698,20 @@ class EmbeddingCache:
 
     # -- writing --------------------------------------------------------------- #
     def put_many(self, keys: Sequence[str], array: Any) -> int:
-        """Store embeddings; keys already present are left as they are.
+        """Store embeddings; keys already present with the same width are left as they are.
 
         Parameters
         ----------
         keys : sequence of str, length n
             Item identities; a repeated key keeps its first row.
         array : array-like, shape (n, dim)
-            Finite values, cast to the cache ``dtype``. ``dim`` is fixed by the first
-            put of this model.
+            Finite values, cast to the cache ``dtype``. Any ``dim``: an entry of the
+            same key and another width is replaced.
 
         Returns
         -------
         int
-            How many new entries were written.
+            How many entries were written.
         """
         keys = list(keys)
         try:
@@ -663,28 +733,18 @@ class EmbeddingCache:
                 "embeddings must be finite."
             )
         digests = [self.key(k) for k in keys]
+        nbytes = arr.shape[1] * self.dtype.itemsize
         store = self._locked()
         with store.lock:
-            self._width(store.conn)
-            if self._dim is not None and arr.shape[1] != self._dim:
-                raise InputError(
-                    f"embeddings of model {self.model_fingerprint!r} are {self._dim} wide; "
-                    f"got {arr.shape[1]}. A different width means a different model: give it "
-                    "its own model_fingerprint."
-                )
-            try:
-                existing = self._lookup(store.conn, digests)
-            except sqlite3.Error as exc:
-                raise CacheError(f"cannot read the cache index at {self.root}: {exc}") from exc
+            existing = self._lookup(store.conn, digests)
             new: dict[bytes, int] = {}
             for i, d in enumerate(digests):
-                if d not in existing and d not in new:
+                if d not in new and (d not in existing or existing[d][2] != nbytes):
                     new[d] = i
             if not new:
                 return 0
             rows = np.ascontiguousarray(arr[list(new.values())], dtype=self.dtype)
-            data = rows.view(np.uint8).reshape(len(new), -1)
-            nbytes = data.shape[1]
+            data = rows.view(np.uint8).reshape(len(new), nbytes)
             shard, offset = store.append(data.tobytes())
             now = time.time()
             entries = [
@@ -697,21 +757,16 @@ class EmbeddingCache:
                 conn.executemany(
                     "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entries
                 )
-                if self._dim is None:
-                    conn.execute(
-                        "UPDATE models SET dim=? WHERE model_id=?", (arr.shape[1], self._model_id)
-                    )
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise CacheError(f"cannot update the cache index at {self.root}: {exc}") from exc
-            self._dim = int(arr.shape[1])
             self._puts += len(new)
             return len(new)
 
     def put(self, key: str, vector: Any) -> bool:
-        """Store one embedding of shape ``(dim,)``; return whether it was new."""
+        """Store one embedding of shape ``(width,)``; return whether it was written."""
         return self.put_many([key], np.asarray(vector).reshape(1, -1)) == 1
 
     # -- bookkeeping ----------------------------------------------------------- #
@@ -723,7 +778,8 @@ class EmbeddingCache:
         dict
             ``hits``, ``misses``, ``corrupt`` (entries found bad and dropped),
             ``puts`` (entries written) since this object was opened; ``entries``
-            of this model; ``shards`` and ``shard_bytes`` on disk (all models).
+            of this model; ``shards`` and ``shard_bytes`` on disk (all models and
+            processes).
         """
         store = self._locked()
         with store.lock:
@@ -739,11 +795,12 @@ class EmbeddingCache:
             }
 
     def close(self) -> None:
-        """Release the index and the writer lock (when no other cache in this process
+        """Release the index and the shard lock (when no other cache in this process
         uses the same root). Idempotent."""
         if self._store is not None:
             store, self._store = self._store, None
-            _release_store(store)
+            if store.pid == os.getpid():
+                _release_store(store)
 
     def __enter__(self) -> EmbeddingCache:
         return self

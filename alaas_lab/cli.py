@@ -9,6 +9,10 @@
 
 Subcommands register themselves through :func:`build_parser`; add one with a
 function that takes the subparsers object (see :func:`_add_demo`).
+
+Every failure is one line on stderr, ``alaas-lab[ COMMAND]: error: ...``, and a
+non-zero exit: 2 for usage, input and config errors, 1 for anything unexpected
+(``-v`` adds its traceback), 130 for Ctrl-C. Never a bare traceback.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
@@ -33,9 +37,16 @@ DEFAULT_STRATEGIES = "random,least_confidence"
 DEFAULT_MNIST_DIR = Path("..") / "shared" / "data" / "mnist"
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (subcommand parsers inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="alaas-lab",
         description="Active learning as a service, native to Jupyter.",
     )
@@ -49,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 usage or input error)."""
+    """Run the command line; returns the exit status.
+
+    0 ok, 2 usage, input or config error, 1 an unexpected error, 130 Ctrl-C. A
+    failure prints one line to stderr; ``-v`` logs an unexpected error's traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -60,8 +75,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AlaasError as exc:
-        print(f"alaas-lab {args.command}: error: {exc}", file=sys.stderr)
+        _fail(args.command, str(exc))
         return 2
+    except KeyboardInterrupt:
+        _fail(args.command, "interrupted.")
+        return 130
+    except Exception as exc:  # a bug or an unforeseen OS error: still one line
+        if args.verbose:
+            logging.getLogger(__name__).exception("%s failed", args.command)
+        _fail(args.command, f"{type(exc).__name__}: {exc}"
+              + ("" if args.verbose else " (run with -v for the traceback)"))
+        return 1
+
+
+def _fail(command: str, message: str) -> None:
+    """Print ``message`` as one line on stderr (a multi-line message is joined)."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"alaas-lab {command}: error: {text}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------ serve
@@ -81,12 +111,13 @@ def _add_serve(sub: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """The ``serve`` subcommand: the session directory is prepared as ``Server.start`` does."""
     from .config import load_config
+    from .server import session_path, write_session_config
     from .worker import run_worker
 
     config = load_config(args.config)
-    session_dir = Path(args.session_dir or config.session_dir or Path("alaas_sessions")
-                       / config.name)
+    session_dir = session_path(config, args.session_dir)
     key = b""
     if args.key_file:
         try:
@@ -94,10 +125,11 @@ def run_serve(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise InputError(f"--key-file {args.key_file}: cannot read a hex key ({exc}).") \
                 from None
+    write_session_config(config, session_dir)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    print(f"alaas-lab serve: session {session_dir.resolve()}; connection file "
-          f"{session_dir.resolve() / 'worker.json'}", flush=True)
+    print(f"alaas-lab serve: session {session_dir}; connection file "
+          f"{session_dir / 'worker.json'}", flush=True)
     run_worker(config, session_dir, key=key)
     return 0
 

@@ -26,6 +26,7 @@ import zmq
 
 from .errors import AlaasError
 from .protocol import Message, Session
+from .push_input import push_input
 
 __all__ = ["Client", "RemoteError", "Selection", "WorkerUnavailable"]
 
@@ -118,6 +119,7 @@ class Client:
         self._wire = Session(key)
         self._sock = self._connect()
         self._events_url: str | None = None
+        self._data_kind: str | None = None
 
     def _connect(self) -> zmq.Socket:
         sock = self._ctx.socket(zmq.DEALER)
@@ -164,35 +166,59 @@ class Client:
     def hello(self) -> dict[str, Any]:
         reply = self.request("hello", timeout=min(self.timeout, 10.0))
         self._events_url = reply["events"]
+        self._data_kind = reply.get("data_kind")
         return reply
 
     def push_data(self, data: Any, asynchronous: bool = False, *, role: str = "pool",
                   labels: Sequence[Any] | None = None, names: Sequence[str] | None = None,
                   timeout: float | None = None) -> dict[str, Any]:
-        """Add items to the pool: URIs / globs / a manifest, or an array of items.
+        """Add items to the pool: URIs / globs, arrays, or (in a text session) raw texts.
 
         Parameters
         ----------
-        data : str, list of str, or ndarray of shape (n, ...)
-            URIs and globs (local, file://, s3://, http(s)://, memory://), or rows.
+        data : str, path, list of str, ndarray of shape (n, ...), list of arrays, DataFrame...
+            URIs and globs (local, file://, s3://, http(s)://, memory://), rows, or
+            texts: anything :func:`~alaas_lab.push_input.push_input` accepts. Checked
+            before anything is sent; nothing joins the pool when it is refused.
         asynchronous : bool, default False
             Return at once; progress and completion arrive as events.
         role : {"pool", "eval"}
             ``"eval"`` makes these items the evaluation set (give ``labels``).
+        labels : sequence, optional
+            One per item, for ``role="eval"``.
         """
-        content: dict[str, Any] = {"wait": not asynchronous, "role": role}
-        if isinstance(data, np.ndarray):
-            content["features"] = np.ascontiguousarray(data)
-        elif isinstance(data, (str, Path)):
-            content["uris"] = [str(data)]
-        else:
-            content["uris"] = [str(u) for u in data]
+        if role not in ("pool", "eval"):
+            raise AlaasError(f"push role must be 'pool' or 'eval'; got {role!r}.")
+        if role == "eval" and labels is None:
+            raise AlaasError("push with role='eval' needs labels=, one per item.")
+        if role == "pool" and labels is not None:
+            raise AlaasError("labels= is for role='eval' (an evaluation set); pool items are "
+                             "labeled through query and label.")
+        items = push_input(data, text_session=self.data_kind() == "text")
         if labels is not None:
-            content["labels"] = [x.item() if isinstance(x, np.generic) else x for x in labels]
+            labels = [_plain(x) for x in labels]
+            if items.n_items is not None and len(labels) != items.n_items:
+                raise AlaasError(f"push got {items.n_items} items but {len(labels)} labels; "
+                                 "give one label per item.")
+        content: dict[str, Any] = {"wait": not asynchronous, "role": role}
+        if items.rows is not None:
+            content["features"] = np.ascontiguousarray(items.rows)
+        elif items.texts is not None:
+            content["texts"] = items.texts
+        else:
+            content["uris"] = items.uris
+        if labels is not None:
+            content["labels"] = labels
         if names is not None:
             content["names"] = list(names)
         wait = None if asynchronous else (timeout or max(self.timeout, 3600.0))
         return self.request("push_data", content, timeout=wait)
+
+    def data_kind(self) -> str:
+        """The session's ``data.kind`` (``image``, ``text``, ``array``), from ``hello``."""
+        if self._data_kind is None:
+            self.hello()
+        return self._data_kind or "image"
 
     def query(self, budget: int, *, strategy: str | None = None) -> Selection:
         """Select ``budget`` items to label; they stay queued until labeled."""

@@ -224,6 +224,17 @@ def _check_across(config: Config) -> None:
             "config key 'active_learning.strategy.candidates' is only used when "
             f"'active_learning.strategy.type' is 'auto' (got {strategy.type!r}); "
             "remove candidates or set type: auto.")
+    if strategy.type != AUTO and strategy.params:
+        from . import strategies
+
+        accepted = strategies.options(strategy.type)
+        unknown = sorted(set(strategy.params) - (accepted or set())) if accepted is not None \
+            else []
+        if unknown:
+            raise ConfigError(
+                f"config key 'active_learning.strategy.params' has {unknown}, which strategy "
+                f"{strategy.type!r} does not take; it accepts "
+                f"{sorted(accepted) if accepted else 'no options'}.")
     if AUTO in strategy.candidates:
         raise ConfigError(
             "config key 'active_learning.strategy.candidates' lists 'auto'; "
@@ -320,6 +331,8 @@ def _coerce(value: Any, hint: Any, meta: Mapping[str, Any], path: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and path.endswith(
                 "version"):
             value = str(value)  # `version: 0.1` is a number to YAML
+        if isinstance(value, int) and not isinstance(value, bool) and path.startswith("classes["):
+            value = str(value)  # `classes: [0, 1, 2]`: digit classes are names "0", "1", "2"
         if not isinstance(value, str):
             raise ConfigError(_bad(path, value, "a string"))
         return _check_choice(value, meta, path)
@@ -364,6 +377,19 @@ def _bounds(meta: Mapping[str, Any]) -> str:
 
 def _bad(path: str, value: Any, allowed: str) -> str:
     return f"config key '{path}' has a bad value {value!r}; allowed: {allowed}."
+
+
+def config_diff(ours: Mapping[str, Any], theirs: Mapping[str, Any], prefix: str = ""
+                ) -> list[str]:
+    """Dotted key paths whose values differ between two ``Config.to_dict()`` results."""
+    out: list[str] = []
+    for key in sorted(set(ours) | set(theirs), key=str):
+        a, b, path = ours.get(key), theirs.get(key), f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += config_diff(a, b, f"{path}.")
+        elif a != b:
+            out.append(f"{path}: {b!r} (worker) vs {a!r} (yours)")
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -22,10 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .client import Client, WorkerUnavailable
-from .config import Config
+from .config import Config, config_diff
 from .errors import AlaasError
 from .server import Server
 from .widgets import Dashboard, LabelingWidget, PipelineMonitor, _history
@@ -114,24 +112,43 @@ class Lab:
         if srv.is_alive():
             client = srv.client(timeout=10.0)
             try:
-                client.hello()
+                hello = client.hello()
+            except WorkerUnavailable:
+                hello = None
+            if hello is not None:
+                self._check_same_config(hello, client)
                 self._client, self.how = client, "attached"
                 return self
-            except WorkerUnavailable:
-                client.close()
-                pid = srv.pid()
-                if pid is not None and _is_worker_process(pid):
-                    raise AlaasError(
-                        f"the worker of {self.session_dir} (pid {pid}) is running but does not "
-                        "answer; wait for it, or end it with lab.kill() (%alaas stop --kill) "
-                        "and start again.") from None
-                srv.connection_file.unlink(missing_ok=True)  # a stale file: the pid was reused
+            client.close()
+            pid = srv.pid()
+            if pid is not None and _is_worker_process(pid):
+                raise AlaasError(
+                    f"the worker of {self.session_dir} (pid {pid}) is running but does not "
+                    "answer; wait for it, or end it with lab.kill() (%alaas stop --kill) "
+                    "and start again.")
+            srv.connection_file.unlink(missing_ok=True)  # a stale file: the pid was reused
         existed = _history.journal_file(self.session_dir) is not None
         srv.start(timeout=timeout)
         self._client = srv.client()
         self._client.hello()
         self.how = "restarted" if existed else "started"
         return self
+
+    def _check_same_config(self, hello: dict[str, Any], client: Client) -> None:
+        """Refuse to attach to a worker that runs another config than this Lab's."""
+        theirs = hello.get("config")
+        if theirs is None:
+            return
+        differs = config_diff(self.config.to_dict(), theirs)
+        if differs:
+            client.close()
+            shown = "; ".join(differs[:3]) + (f"; and {len(differs) - 3} more"
+                                              if len(differs) > 3 else "")
+            raise AlaasError(
+                f"the worker serving {self.session_dir} (pid {hello.get('pid')}) runs another "
+                f"config ({shown}). Attach with its config: Lab(session_dir="
+                f"{str(self.session_dir)!r}); or stop it (Lab(session_dir=...).stop(), "
+                "%alaas stop) and start again to apply yours: its labels are kept.")
 
     def stop(self) -> None:
         """Stop the widgets (their answers are sent first), then the worker."""
@@ -165,8 +182,9 @@ class Lab:
 
         Parameters
         ----------
-        data : ndarray of shape (n, ...), str, or sequence of str
-            Rows (e.g. images ``(n, h, w)``), or URIs and globs (file, s3, http...).
+        data : array-like, DataFrame, list of arrays or PIL images, str, path, or list of str
+            Rows (e.g. images ``(n, h, w)``), URIs and globs (file, s3, http...), or in a
+            text session raw texts. Anything else is refused before an item is added.
         wait : bool, default True
             Wait for the pipeline to embed everything; ``False`` returns at once
             (watch :meth:`monitor`).
@@ -176,17 +194,6 @@ class Lab:
         summary : dict
             The worker's reply: ``item_ids``, ``n_items``, ``cache_hits``, ``embedded``...
         """
-        if isinstance(data, (str, os.PathLike)):
-            data = [os.fspath(data)]
-        elif not isinstance(data, np.ndarray):
-            items = list(data)
-            if items and all(isinstance(x, (str, os.PathLike)) for x in items):
-                data = [os.fspath(x) for x in items]
-            else:
-                data = np.asarray(items)
-        if isinstance(data, np.ndarray) and data.dtype.kind in "OUS":
-            raise AlaasError(f"push got an array of dtype {data.dtype}; give numeric rows, "
-                             "or a list of URIs (str).")
         return self.client.push_data(data, asynchronous=not wait, role=role, labels=labels)
 
     def status(self) -> dict[str, Any]:
@@ -210,13 +217,17 @@ class Lab:
         (after its answers are sent).
         """
         args = self._widget_args()
+        budget = self.config.budget
+        widget = LabelingWidget(**args, n=budget.per_round if n is None else n,
+                                budget_total=budget.total or None, round_budget=budget.per_round,
+                                keys=keys, labeler=labeler or self.labeler, prefetch=prefetch,
+                                start=False)
+        # only a widget that was made (arguments accepted) replaces the previous one
         if self._labeler is not None:
             self._labeler.shutdown("a newer labeling widget took over")
-            self._widgets.remove(self._labeler)
-        budget = self.config.budget
-        widget = LabelingWidget(**args, n=n or budget.per_round,
-                                budget_total=budget.total or None, round_budget=budget.per_round,
-                                keys=keys, labeler=labeler or self.labeler, prefetch=prefetch)
+            if self._labeler in self._widgets:
+                self._widgets.remove(self._labeler)
+        widget.start()
         self._labeler = widget
         self._widgets.append(widget)
         return widget

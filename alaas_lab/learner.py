@@ -191,7 +191,8 @@ class ActiveLearner:
         exclude_pending : bool, default True
             Leave out items an earlier query returned that are not labeled yet.
         **params
-            Passed to the strategy, over ``strategy_params``.
+            Passed to the strategy, over ``strategy_params`` (which apply only when
+            ``strategy`` is the learner's own).
 
         Returns
         -------
@@ -230,7 +231,8 @@ class ActiveLearner:
             labeled=blocked,
             rng=self.rng,
             **inputs,
-            **{**self.strategy_params, **params},
+            # the learner's params belong to its own strategy, not to an override (a seed set)
+            **{**(self.strategy_params if name == self.strategy else {}), **params},
         )
         chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)
         if (

@@ -82,9 +82,10 @@ class AlaasMagics(Magics):
                 with one label per item. --async: return at once (see %alaas monitor).
             %alaas label [n] [--keys KEYS] [--labeler NAME]
                 Show the labeling widget: n items per selection (default: the config's
-                budget.per_round). Keys 1-9, 0, then A-Z answer the classes in order
-                (--keys 0123456789 gives each class its own key), Space skips,
-                Backspace takes back one of the last 10 answers.
+                budget.per_round). Classes named by one digit or letter each answer to
+                their own key ("3" labels class "3"); other classes to 1-9, 0, then A-Z
+                in order (--keys KEYS: one key per class). Space skips, Backspace
+                takes back one of the last 10 answers.
             %alaas dashboard
                 Accuracy per strategy and round, forecasts and eliminations (PSHEA),
                 budget spent; live.
@@ -137,8 +138,9 @@ class AlaasMagics(Magics):
             lab = self._lab()
         else:
             lab = Lab(args.config, args.session)
-            if _LAB is not None and _LAB.session_dir == lab.session_dir:
-                lab = _LAB  # the same session: keep its client and widgets
+            if (_LAB is not None and _LAB.session_dir == lab.session_dir
+                    and _LAB.config == lab.config):
+                lab = _LAB  # the same session and config: keep its client and widgets
         lab.start()
         _LAB = lab
         s = lab.status()

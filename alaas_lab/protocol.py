@@ -102,13 +102,15 @@ _ZMQ_ROUTER = 6  # zmq.ROUTER; the protocol itself does not need zmq imported
 
 
 class PushDataContent(TypedDict, total=False):
-    """``push_data`` request: add items to the pool, by URI or as feature rows.
+    """``push_data`` request: add items to the pool, by URI, as array rows or as texts.
 
-    ``features`` has shape ``(n_items, n_features)``; give ``uris`` or ``features``.
+    ``features`` has shape ``(n_items, ...)``; give one of ``uris``, ``features`` and
+    ``texts`` (raw strings, for a session with ``data.kind: text``).
     """
 
     uris: list[str]
     features: np.ndarray
+    texts: list[str]
     wait: bool
     role: str  # "pool" (default) or "eval": an evaluation set with known labels
     labels: list[int | str]  # role="eval" only, one per item
@@ -304,6 +306,8 @@ class HelloReplyContent(_HelloReplyRequired, total=False):
     session_dir: str
     name: str
     classes: list[str]
+    data_kind: str  # the config's data.kind: how the client reads strings it pushes
+    config: dict  # the config the worker runs, as Config.to_dict() gives it
 
 
 class FitContent(TypedDict, total=False):

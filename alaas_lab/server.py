@@ -28,11 +28,60 @@ from .config import Config, load_config
 from .errors import AlaasError
 from .worker.loop import CONNECTION_FILE, is_loopback
 
-__all__ = ["Server", "WorkerStartError"]
+__all__ = ["Server", "WorkerStartError", "session_path", "write_session_config"]
+
+CONFIG_FILE = "config.yml"
 
 
 class WorkerStartError(AlaasError):
     """The worker process exited or did not come up; the message holds its log's tail."""
+
+
+def session_path(config: Config, session_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The absolute session directory of a worker for ``config``.
+
+    Parameters
+    ----------
+    config : Config
+    session_dir : path, optional
+        Default: the config's ``session_dir``, else ``./alaas_sessions/<name>``.
+    """
+    where = session_dir or config.session_dir or Path("alaas_sessions") / config.name
+    return Path(where).expanduser().resolve()
+
+
+def write_session_config(config: Config, session_dir: str | os.PathLike[str]) -> Path:
+    """Create ``session_dir`` and write the resolved config to its ``config.yml``.
+
+    Every worker start does this (:meth:`Server.start`, ``alaas-lab serve``), so
+    ``Lab(session_dir=...)`` can reopen any session.
+
+    Returns
+    -------
+    path : Path
+        The ``config.yml`` written.
+
+    Raises
+    ------
+    WorkerStartError
+        The directory cannot be created or written.
+    """
+    session_dir = Path(session_dir)
+    path = session_dir / CONFIG_FILE
+    tmp = path.with_suffix(".yml.tmp")
+    try:
+        session_dir.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        os.replace(tmp, path)  # a full disk leaves the old config.yml whole
+    except OSError as exc:
+        raise _unwritable(session_dir, exc) from None
+    return path
+
+
+def _unwritable(session_dir: Path, exc: OSError) -> WorkerStartError:
+    return WorkerStartError(
+        f"cannot write to the session directory {session_dir} ({exc.strerror or exc}); free "
+        "space or make it writable, or choose another session_dir.")
 
 
 class Server:
@@ -57,8 +106,7 @@ class Server:
         if config_path is not None and config is not None:
             raise AlaasError("give config_path or config, not both.")
         self.config = load_config(config_path if config is None else config)
-        where = session_dir or self.config.session_dir or Path("alaas_sessions") / self.config.name
-        self.session_dir = Path(where).expanduser().resolve()
+        self.session_dir = session_path(self.config, session_dir)
         host = self.config.al_worker.host
         remote = self.config.al_worker.protocol == "tcp" and not is_loopback(host)
         self.key = key if key is not None else (secrets.token_bytes(32) if remote else b"")
@@ -96,16 +144,11 @@ class Server:
         self._stopping.clear()
         if self.is_alive():
             return self
-        config_file = self.session_dir / "config.yml"
+        config_file = write_session_config(self.config, self.session_dir)
         try:
-            self.session_dir.mkdir(parents=True, exist_ok=True)
             self.connection_file.unlink(missing_ok=True)
-            config_file.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         except OSError as exc:
-            raise WorkerStartError(
-                f"cannot write to the session directory {self.session_dir} ({exc.strerror}); "
-                "free space or make it writable, or choose another session_dir. Nothing in it "
-                "was changed.") from None
+            raise _unwritable(self.session_dir, exc) from None
         env = {**os.environ, **(env or {}), "ALAAS_KEY": self.key.hex()}
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(

@@ -48,13 +48,15 @@ def test_round_trip_exact_and_misses(cache):
     assert rows.dtype == np.float32 and rows.shape == (4, 8)
     np.testing.assert_array_equal(rows, x[[3, 0, 49, 3]])  # bit-exact, in key order
     assert "k7" in cache and "k50" not in cache and 7 not in cache
-    assert len(cache) == 50 and cache.dim == 8
+    assert len(cache) == 50 and cache.dims == (8,)
     np.testing.assert_array_equal(cache.get("k1"), x[1])
     assert cache.get("nope") is None
     st = cache.stats()
     assert (st["hits"], st["misses"], st["corrupt"], st["puts"]) == (5, 2, 0, 50)
     found, rows = cache.get_many([])
-    assert found.shape == (0,) and rows.shape == (0, 8)
+    assert found.shape == (0,) and rows.shape == (0, 0)
+    found, rows = cache.get_many(["nope"], dim=8)
+    assert not found[0] and rows.shape == (0, 8)
 
 
 def test_put_is_idempotent_and_keeps_first_value(cache):
@@ -75,10 +77,33 @@ def test_bad_puts_are_refused(cache):
         cache.put_many(["a", "b"], np.array([[1.0, 2.0], [np.nan, 0.0]]))
     with pytest.raises(InputError, match="keys must be item identity strings"):
         cache.put_many([b"a"], _rows(1))
-    cache.put_many(["a"], _rows(1, d=8))
-    with pytest.raises(InputError, match="8 wide; got 4"):
-        cache.put_many(["b"], _rows(1, d=4))
-    assert len(cache) == 1
+    with pytest.raises(InputError, match="dim must be a positive int"):
+        cache.get_many(["a"], dim=0)
+    assert len(cache) == 0
+
+
+def test_widths_live_side_by_side_and_a_mismatch_is_a_miss(cache):
+    x8, x4 = _rows(3, d=8), _rows(3, d=4, seed=1)
+    assert cache.put_many(["a", "b", "c"], x8) == 3
+    assert cache.put_many(["p", "q", "r"], x4) == 3  # same model, another width: no error
+    assert cache.dims == (4, 8) and len(cache) == 6
+    found, rows = cache.get_many(["a", "p", "b", "q"], dim=8)
+    np.testing.assert_array_equal(found, [True, False, True, False])
+    np.testing.assert_array_equal(rows, x8[:2])
+    found, rows = cache.get_many(["a", "p", "b", "q"], dim=4)
+    np.testing.assert_array_equal(found, [False, True, False, True])
+    np.testing.assert_array_equal(rows, x4[:2])
+    found, rows = cache.get_many(["p", "a"])  # default: the first entry's width
+    np.testing.assert_array_equal(found, [True, False])
+    np.testing.assert_array_equal(rows, x4[:1])
+    np.testing.assert_array_equal(cache.get("a"), x8[0])
+    found, rows = cache.get_many(["a"], dim=5)
+    assert not found[0] and rows.shape == (0, 5)
+    assert cache.stats()["corrupt"] == 0 and len(cache) == 6  # a mismatch is not corruption
+    # a put of another width replaces the entry; the same width keeps the first value
+    assert cache.put_many(["a"], x4[2:]) == 1 and cache.put_many(["a"], x4[:1]) == 0
+    np.testing.assert_array_equal(cache.get("a"), x4[2])
+    assert len(cache) == 6
 
 
 def test_fingerprints_and_dtypes_never_collide(tmp_path):
@@ -107,7 +132,7 @@ def test_persists_across_reopen(tmp_path):
         c.put_many(keys[:60], x[:60])
         c.put_many(keys[60:], x[60:])
     with EmbeddingCache(tmp_path, model_fingerprint=FP) as c:
-        assert len(c) == 100 and c.dim == 32
+        assert len(c) == 100 and c.dims == (32,)
         found, rows = c.get_many(keys[::-1])
         assert found.all()
         np.testing.assert_array_equal(rows, x[::-1])
@@ -160,7 +185,7 @@ def test_missing_shard_file_is_a_miss(tmp_path):
     with EmbeddingCache(tmp_path, model_fingerprint=FP) as c:
         c.put_many(["a", "b"], _rows(2))
         _shard(c).unlink()
-        found, rows = c.get_many(["a", "b"])
+        found, rows = c.get_many(["a", "b"], dim=8)
         assert not found.any() and rows.shape == (0, 8)
         assert c.stats()["corrupt"] == 2 and len(c) == 0
         c.put_many(["a"], _rows(1))
@@ -220,12 +245,16 @@ def test_threads_share_one_cache(cache):
     assert len(cache) == 800 and cache.stats()["corrupt"] == 0
 
 
-def test_second_writer_process_is_refused(tmp_path):
+def test_second_process_writes_while_the_first_holds_the_cache(tmp_path):
     code = """
         import sys
+        import numpy as np
         from alaas_lab.cache import EmbeddingCache
         c = EmbeddingCache(sys.argv[1], model_fingerprint="m")
+        c.put_many(["first"], np.ones((1, 4), np.float32))
         print("open", flush=True)
+        sys.stdin.readline()
+        print(c.get("second").tolist(), flush=True)
         sys.stdin.read()
     """
     proc = subprocess.Popen(
@@ -237,7 +266,39 @@ def test_second_writer_process_is_refused(tmp_path):
     )
     try:
         assert proc.stdout.readline().strip() == "open"
-        with pytest.raises(CacheError, match="another process is writing"):
+        with EmbeddingCache(tmp_path, model_fingerprint="m") as c:  # no "one writer" refusal
+            np.testing.assert_array_equal(c.get("first"), np.ones(4))
+            assert c.put("second", np.full(4, 2.0))
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "[2.0, 2.0, 2.0, 2.0]"
+            assert c.stats()["shards"] == 2  # each process appended to its own shard
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert proc.returncode == 0
+
+
+def test_an_old_single_writer_process_is_not_written_over(tmp_path):
+    """Releases before shared caches took writer.lock exclusively; both never append."""
+    EmbeddingCache(tmp_path, model_fingerprint="m").close()
+    code = """
+        import fcntl, os, sys
+        fd = os.open(os.path.join(sys.argv[1], "writer.lock"), os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print("locked", flush=True)
+        sys.stdin.read()
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(CacheError, match="older alaas_lab process holds"):
             EmbeddingCache(tmp_path, model_fingerprint="m")
     finally:
         proc.stdin.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -193,3 +194,98 @@ def test_format_table_and_verdict_by_hand():
     line = verdict(np.array([10, 20]), acc)
     assert line.startswith("ahead at 20 labels: margin (90.0% top-1, +20.0 points over random")
     assert "best mean over all rounds: margin (75.0%)" in line
+
+
+# ------------------------------------------------------------------------ failures
+CLI = Path(sys.executable).with_name("alaas-lab")
+
+
+def _config_file(tmp_path: Path, **extra) -> str:
+    import yaml
+
+    config = {"name": "t", "classes": ["a", "b"], "cache_dir": str(tmp_path / "cache"),
+              "active_learning": {"model": {"name": "flatten"}}} | extra
+    path = tmp_path / "c.yml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def _session_under_a_file(tmp_path: Path) -> list[str]:
+    (tmp_path / "file").write_text("not a folder")
+    return ["serve", _config_file(tmp_path), "--session-dir", str(tmp_path / "file" / "s")]
+
+
+def _bad_key(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "c.yml"
+    path.write_text(text)
+    return str(path)
+
+
+FAILURES = {
+    "missing config file": (lambda t: ["serve", str(t / "nope.yml")], "does not exist"),
+    "bad YAML key": (lambda t: ["serve", _bad_key(t, "dat: {kind: image}\n")],
+                     "unknown config key 'dat'. Did you mean 'data'?"),
+    "bad YAML": (lambda t: ["serve", _bad_key(t, "name: [\n")], "is not valid YAML"),
+    "unknown argument": (lambda t: ["serve", _config_file(t), "--bogus"],
+                         "unrecognized arguments: --bogus"),
+    "unknown subcommand": (lambda t: ["frobnicate"], "invalid choice: 'frobnicate'"),
+    "missing argument": (lambda t: ["serve"], "required: config"),
+    "session dir not creatable": (_session_under_a_file, "cannot write to the session directory"),
+    "unreadable key file": (lambda t: ["serve", _config_file(t), "--key-file", str(t / "k")],
+                            "--key-file"),
+    "bad demo option": (lambda t: ["demo", "--budget", "0"], "--budget must be >= 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+def test_every_cli_failure_is_one_line_and_a_non_zero_exit(case, tmp_path):
+    build, expected = FAILURES[case]
+    proc = subprocess.run([str(CLI), *build(tmp_path)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("alaas-lab") and ": error: " in proc.stderr
+    assert expected in proc.stderr
+
+
+def test_serve_on_a_port_in_use_is_one_error_line(tmp_path):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        config = _config_file(tmp_path, al_worker={"port": port})
+        proc = subprocess.run([str(CLI), "serve", config, "--session-dir", str(tmp_path / "s")],
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    assert errors == [proc.stderr.splitlines()[-1]], proc.stderr  # after serve's log lines
+    assert errors[0].startswith(f"alaas-lab serve: error: cannot listen on tcp://127.0.0.1:{port}")
+
+
+def test_main_turns_an_unexpected_error_into_one_line(monkeypatch, capsys):
+    import alaas_lab.cli as cli
+
+    def boom(args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "run_keygen", boom)
+    assert main(["keygen", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("alaas-lab keygen: error: OSError: [Errno 28] No space left on device")
+    assert "run with -v for the traceback" in err
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_lab_allows_root_only_for_root():
+    def dry_run(*assign):  # -n prints the recipe; -o: the venv counts as built
+        return subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab", *assign],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60,
+                              check=True).stdout
+
+    assert "jupyter lab --allow-root notebooks/01_quickstart.ipynb" in dry_run("USER_ID=0")
+    assert "--allow-root" not in dry_run("USER_ID=1000")
+    assert ("--allow-root" in dry_run()) == (os.getuid() == 0)  # this user, as make sees it

@@ -74,7 +74,7 @@ def test_round_trip_and_replace():
         ({"budget": {"total": 10, "per_round": 20}},
          r"'budget\.per_round' \(20\).*'budget\.total'"),
         ({"classes": ["a", "a"]}, r"'classes'.*without duplicates"),
-        ({"classes": [1, 2]}, r"'classes\[0\]'.*a string"),
+        ({"classes": [1.5, 2]}, r"'classes\[0\]'.*a string"),
         ({"data": {"kind": "video"}}, r"'data\.kind'.*image, text, array"),
         ({"al_worker": 5}, r"'al_worker' must be a mapping"),
         ({"active_learning": {"strategy": {"type": "margin", "candidates": ["random"]}}},

@@ -152,3 +152,20 @@ def test_start_attaches_to_a_worker_started_elsewhere(shell, config_file, capsys
     shell.run_line_magic("alaas", "stop --kill")
     assert "worker killed" in shown(capsys)
     assert not srv.is_alive()
+
+
+def test_start_with_another_config_on_a_live_session_is_refused(shell, config_file, tmp_path,
+                                                               capsys):
+    shell.run_line_magic("alaas", f"start {config_file}")
+    shown(capsys)
+    pid = magics.current_lab().status()["pid"]
+    cfg = yaml.safe_load(config_file.read_text())
+    cfg["active_learning"]["strategy"]["type"] = "margin"
+    other = tmp_path / "other.yml"
+    other.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(UsageError, match=r"strategy\.type: 'least_confidence' \(worker\) vs "
+                                         r"'margin' \(yours\)"):
+        shell.run_line_magic("alaas", f"start {other}")
+    assert magics.current_lab().config.active_learning.strategy.type == "least_confidence"
+    shell.run_line_magic("alaas", f"start {config_file}")  # the same config goes on
+    assert f"pid {pid}" in shown(capsys)

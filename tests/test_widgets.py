@@ -11,7 +11,10 @@ import csv
 import json
 import os
 import signal
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,7 +27,7 @@ from alaas_lab.journal import Journal
 from alaas_lab.protocol import Session
 from alaas_lab.widgets import Dashboard, LabelingWidget, key_map
 from alaas_lab.widgets.keys import DEFAULT_KEYS
-from alaas_lab.widgets.labeler import N_SLOTS, UNDO_DEPTH
+from alaas_lab.widgets.labeler import N_SLOTS, UNDO_DEPTH, _available, _pool_wait
 
 CLASSES = [str(i) for i in range(10)]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -125,6 +128,24 @@ def test_key_map_number_row_then_letters():
     assert len(DEFAULT_KEYS) == 36 and len(set(DEFAULT_KEYS)) == 36
 
 
+def test_key_map_gives_single_character_classes_their_own_key():
+    # digits: "3" answers class "3", not the class in the fourth place ("2")
+    digits = key_map(CLASSES)
+    assert [b.key for b in digits] == CLASSES
+    assert [b.code for b in digits] == [f"Digit{d}" for d in CLASSES]
+    assert [(b.key, b.code) for b in key_map(["b", "a", "7"])] == [
+        ("B", "KeyB"), ("A", "KeyA"), ("7", "Digit7")]
+    assert [b.label for b in key_map(["b", "a"])] == ["b", "a"]  # names keep their case
+    # names that are not single digits or letters keep the positional map
+    assert [b.key for b in key_map(["cat", "dog"])] == ["1", "2"]
+    assert [b.key for b in key_map(["cat", "d"])] == ["1", "2"]
+    assert [b.key for b in key_map(["é", "-", "ß"])] == ["1", "2", "3"]
+    # names that share a key (letters are case-insensitive) keep it too
+    assert [b.key for b in key_map(["a", "A", "b"])] == ["1", "2", "3"]
+    # keys= still wins
+    assert [b.key for b in key_map(CLASSES, keys=DEFAULT_KEYS[:10])] == [*"1234567890"]
+
+
 def test_key_map_custom_keys_and_errors():
     assert [b.code for b in key_map(CLASSES, keys="0123456789")][:2] == ["Digit0", "Digit1"]
     assert key_map(["cat", "dog"], keys=["c", "D"])[0].key == "C"
@@ -147,7 +168,7 @@ def test_labeler_traits_prefetch_and_slots(lab, digits):
         lab.label(0.5)
     w = lab.label()
     assert w.wait_ready(30) and w.state == "labeling"
-    assert w.classes == CLASSES and w.key_labels == [*"1234567890"]
+    assert w.classes == CLASSES and w.key_labels == CLASSES  # digit classes: their own key
     assert w.key_codes == [b.code for b in key_map(CLASSES)]
     assert w.action_codes == {"skip": "Space", "undo": "Backspace"}
     # the window: N_SLOTS items in order, the first prefetch+1 with content in bytes traits
@@ -242,6 +263,81 @@ def test_skip_moves_an_item_back_and_a_second_skip_closes_the_round_without_it(l
         assert skipped not in journal.labels()
 
 
+@pytest.fixture
+def stalled_url():
+    """``.url`` of a server that answers nothing (then 404) until ``.release()``."""
+    gate = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            gate.wait(60)
+            self.send_error(404)
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}/slow.png",
+                          release=gate.set)
+    gate.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_labeler_waits_for_a_push_in_flight_instead_of_finishing(tmp_path, cache_dir,
+                                                                    digits, stalled_url):
+    # lab.push(X, wait=False); lab.label(): the pool is still filling, the session is not done
+    X, y = digits
+    lab = Lab(config(cache_dir), tmp_path / "filling", labeler="tester").start()
+    try:
+        lab.push(X[1500:], role="eval", labels=list(y[1500:]))
+        w = lab.label()
+        wait_for(lambda: "nothing pushed yet" in w.message)  # an empty pool: not done either
+        assert w.state == "waiting"
+        lab.push([stalled_url.url, stalled_url.url + "?2"], wait=False)  # a push that hangs ...
+        lab.push(X[:300], wait=False)  # ... and the pool's push queued behind it
+        wait_for(lambda: "job(s) queued" in w.message)
+        assert w.message.startswith("waiting for the pool: ") and "embedded" in w.message
+        time.sleep(1.5)  # the widget asks again each second; it keeps waiting
+        assert w.state == "waiting" and "waiting for the pool" in w.message
+        stalled_url.release()
+        wait_for(lambda: w.state == "labeling", timeout=60)  # the items arrived: label them
+        item = w.current
+        assert item["round"] == 1 and item["strategy"] == "random"
+        w.answer(str(y[item["item_id"]]))
+        assert w.flush(10) and w.progress["round_size"] == 10
+        assert lab.labels()["item_id"].tolist() == [item["item_id"]]
+    finally:
+        lab.close_widgets()
+        lab.server.kill()
+
+
+@pytest.mark.parametrize(("status", "available", "expected"), [
+    ({"state": "push", "n_items": 400, "n_embedded": 120, "n_eval": 100}, 5, "120 of 400"),
+    ({"state": "idle", "n_items": 400, "n_embedded": 100, "n_eval": 100, "jobs_queued": 1}, 0,
+     "100 of 400 items embedded; 1 job(s) queued"),
+    ({"state": "idle", "n_items": 400, "n_embedded": 390, "n_quarantined": 10, "n_eval": 100},
+     0, ""),  # all embedded but the quarantined ones: a pool used up is done
+    ({"state": "push", "n_items": 400, "n_embedded": 300, "n_eval": 100}, 10, ""),  # enough
+    ({"state": "idle", "n_items": 100, "n_embedded": 100, "n_eval": 100}, 0, "nothing pushed"),
+])
+def test_pool_wait_reads_the_status_numbers(status, available, expected):
+    why = _pool_wait(status, available, 10)  # 10 items asked for
+    assert expected in why if expected else why == ""
+
+
+def test_available_counts_quarantined_items_once():
+    # quarantined items never got embedded: subtracting them again hid labelable items
+    status = {"n_items": 412, "n_embedded": 400, "n_quarantined": 12, "n_labeled": 30,
+              "n_eval": 100, "n_pending": 10}
+    assert _available(status) == 260
+
+
 def test_a_label_never_waits_on_the_worker_and_errors_show(lab, digits):
     _, y = digits
     w = lab.label()
@@ -301,6 +397,7 @@ def test_restart_resumes_pending_items_undo_and_curves(lab, digits):
     assert Front(w2).shown()["item_id"] == done[-1]
     dash = again.dashboard(poll=0)
     assert [(r["round"], r["strategy"]) for r in dash.results] == [(1, "random")]
+    assert dash.strategies == ["least_confidence"] and dash.seed == "random"  # from the journal
     assert dash.budget["labeled"] == 13 and dash.target == 0.9
 
     # a second Lab in another "kernel" attaches to the live worker instead
@@ -323,7 +420,8 @@ def test_dashboard_follows_round_results_and_loads_pshea_history(lab, digits):
     (r1,) = dash.results
     assert r1["round"] == 1 and r1["strategy"] == "random" and 0 < r1["top1"] <= 1
     wait_for(lambda: dash.budget["labeled"] == 10)  # the status poll
-    assert "random" in dash.strategies
+    # the seed round (random: no model yet) is not a second strategy racing
+    assert dash.strategies == dash.active == ["least_confidence"] and dash.seed == "random"
 
     # PSHEA's records (forecasts, an elimination) in the journal come back with the history
     with Journal(lab.session_dir / "session.sqlite") as journal:
@@ -375,6 +473,7 @@ def test_pshea_rounds_drive_the_labeler_and_dashboard(tmp_path, cache_dir, digit
         later = {name for r, s in asked.values() if r == 2 for name in s.split(", ")}
         assert later == set(candidates)
         wait_for(lambda: dash.eliminations and dash.outcome.get("labels_sum"))
+        assert dash.seed == ""  # random races here: its rounds are no seed
 
         def by_round():
             rounds: dict[int, set[str]] = {}

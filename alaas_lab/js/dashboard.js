@@ -59,24 +59,18 @@ function render({ model, el }) {
   }
 
   // The worker's seed round (random picks before any model exists) is not a racing
-  // strategy: a strategy seen only before every other one started, neither active
-  // nor eliminated. Every strategy's line starts from it, as in the paper's Fig. 5a.
-  function seedNames(results, eliminations) {
-    const active = new Set(model.get("active") || []);
-    const out = new Set(eliminations.map((e) => e.strategy));
-    const first = new Map();
-    const last = new Map();
-    for (const r of results) {
-      first.set(r.strategy, Math.min(first.get(r.strategy) ?? Infinity, r.round));
-      last.set(r.strategy, Math.max(last.get(r.strategy) ?? -Infinity, r.round));
-    }
-    const seeds = new Set();
-    for (const [name, end] of last) {
-      if (active.has(name) || out.has(name)) continue;
-      const others = [...first].filter(([n]) => n !== name).map(([, r]) => r);
-      if (others.length && others.every((r) => r > end)) seeds.add(name);
-    }
-    return seeds;
+  // strategy: the kernel names it in `seed`, apart from `strategies`. It is drawn
+  // grey, and every strategy's line starts from it, as in the paper's Fig. 5a.
+  function seedNames() {
+    const seed = model.get("seed");
+    return new Set(seed ? [seed] : []);
+  }
+
+  // what the chart, legend and timeline draw: the seed first, then the strategies
+  function drawnNames() {
+    const seed = model.get("seed");
+    const names = model.get("strategies") || [];
+    return seed ? [seed, ...names] : names;
   }
 
   function card(label, value, sub, fill) {
@@ -123,12 +117,12 @@ function render({ model, el }) {
       card("Best top-1", best ? pct(best.top1) : "–",
         best ? `${best.strategy}, round ${best.round}${num(target) ? ` · target ${pct(target)}` : ""}`
           : num(target) ? `target ${pct(target)}` : ""),
-      racing(strategies, active, eliminations, seedNames(results, eliminations)));
+      racing(strategies, active, eliminations, seedNames()));
   }
 
   function drawChart(results, forecasts, eliminations) {
     const color = colorOf();
-    const strategies = model.get("strategies") || [];
+    const strategies = drawnNames();
     const target = model.get("target");
     chart.replaceChildren();
     if (!results.length && !forecasts.length) {
@@ -168,7 +162,7 @@ function render({ model, el }) {
         s("text", { x: W - M.r - 4, y: y(target) - 5, "text-anchor": "end" }, `target ${pct(target)}`));
     }
     const path = (pts) => pts.map(([a, b], i) => `${i ? "L" : "M"}${x(a).toFixed(1)},${y(b).toFixed(1)}`).join("");
-    const seeds = seedNames(results, eliminations);
+    const seeds = seedNames();
     const seedPoints = results.filter((r) => seeds.has(r.strategy) && num(r.top1))
       .sort((a, b) => a.round - b.round);
     for (const name of strategies) {
@@ -235,10 +229,10 @@ function render({ model, el }) {
 
   function drawTimeline(results, forecasts, eliminations) {
     const color = colorOf();
-    const strategies = model.get("strategies") || [];
+    const strategies = drawnNames();
     const active = new Set(model.get("active") || []);
     const current = Math.max(model.get("round") || 0, ...results.map((r) => r.round), 1);
-    const seeds = seedNames(results, eliminations);
+    const seeds = seedNames();
     timeline.replaceChildren();
     timelineTitle.hidden = !strategies.length;
     for (const name of strategies) {
@@ -312,7 +306,7 @@ function render({ model, el }) {
   }
 
   // the status poll only moves the header; data changes redraw once per frame
-  const names = ["results", "forecasts", "eliminations", "strategies", "active", "budget",
+  const names = ["results", "forecasts", "eliminations", "strategies", "seed", "active", "budget",
     "round", "target", "outcome", "message"];
   let frame = 0;
   const schedule = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; update(); }); };

@@ -68,7 +68,12 @@ class Backbone(abc.ABC):
     @property
     @abc.abstractmethod
     def fingerprint(self) -> str:
-        """Stable identifier of the weights and preprocessing (cache key part)."""
+        """Stable identifier of the weights and preprocessing (cache key part).
+
+        It must change whenever the same input could embed differently: weights,
+        input size, normalisation, scale, tokenizer. The input itself (values,
+        dtype, shape) is named by the cache's item key, not here.
+        """
 
     @abc.abstractmethod
     def preprocess(self, item: Any) -> Any:
@@ -176,7 +181,10 @@ class FlattenBackbone(Backbone):
         if self._dim is None:
             self._dim = int(out.shape[1])
         elif out.shape[1] != self._dim:
-            raise InputError(f"batch rows have {out.shape[1]} values; expected {self._dim}.")
+            raise InputError(
+                f"it has {out.shape[1]} values but the flatten backbone embeds {self._dim} "
+                "here (the first items' size): resize it to the pool's shape, or use a "
+                "backbone with a fixed input size (e.g. resnet18).")
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -680,9 +688,13 @@ class MiniLMBackbone(Backbone):
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            h = hashlib.sha256(f"minilm-v1:normalize={self.normalize}".encode())
+            h = hashlib.sha256(f"minilm-v2:normalize={self.normalize}".encode())
+            # weights, tokenizer, max_seq_length and pooling all shape the embedding
             model_dir = Path(self._package.get_model_path())
-            for f in sorted(model_dir.glob("*.safetensors")):
+            for f in sorted(model_dir.rglob("*")):
+                if not f.is_file() or f.suffix == ".md" or f.name.startswith("."):
+                    continue
+                h.update(f.relative_to(model_dir).as_posix().encode() + b"\0")
                 with open(f, "rb") as fh:
                     for block in iter(lambda: fh.read(1 << 20), b""):
                         h.update(block)

@@ -6,6 +6,7 @@ names()                       -> sorted list of registered strategy names
 select(name, k, *, probs=None, embeddings=None, labeled=None, rng=None, **params)
                               -> np.ndarray of k distinct, unlabeled pool indices (int64)
 register(name, fn, *, needs={"probs"}, clobber=False)
+options(name)                 -> frozenset of keyword options it takes (None: any)
 requirements(name)            -> frozenset, subset of {"probs", "mc_probs", "embeddings"}
 registry                      -> read-only mapping name -> Strategy
 
@@ -29,6 +30,7 @@ from ._registry import (
     Strategy,
     StrategyError,
     names,
+    options,
     register,
     registry,
     requirements,
@@ -63,6 +65,7 @@ __all__ = [
     "least_confidence",
     "margin",
     "names",
+    "options",
     "random",
     "ratio",
     "register",

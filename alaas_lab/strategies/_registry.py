@@ -26,6 +26,7 @@ __all__ = [
     "Strategy",
     "StrategyError",
     "names",
+    "options",
     "register",
     "registry",
     "requirements",
@@ -113,6 +114,12 @@ def _lookup(name: Any) -> Strategy:
             "alaas_lab.strategies.register(name, fn)."
         )
     return _REGISTRY[name]
+
+
+def options(name: str) -> frozenset[str] | None:
+    """Keyword options strategy ``name`` takes beyond its inputs (None: any)."""
+    accepted = _lookup(name).options()
+    return None if accepted is None else frozenset(accepted)
 
 
 def requirements(name: str) -> frozenset[str]:

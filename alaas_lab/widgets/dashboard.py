@@ -30,6 +30,9 @@ from ._base import JS_DIR, RefreshingWidget, budget_total, connect
 
 __all__ = ["Dashboard"]
 
+#: What the worker selects with before a model exists (``worker/state.py: SEED_STRATEGY``).
+_SEED_STRATEGY = "random"
+
 
 def _upsert(rows: list[dict[str, Any]], row: dict[str, Any], keys: tuple[str, ...]
             ) -> list[dict[str, Any]]:
@@ -52,7 +55,11 @@ class Dashboard(RefreshingWidget):
     eliminations : list of dict
         ``round``, ``strategy``, ``predicted`` (the forecast that dropped it), ``reason``.
     strategies : list of str
-        Every strategy seen, in a stable order (it fixes their colours).
+        Every strategy the session races or uses, eliminated ones too, in a stable
+        order (it fixes their colours); not the seed.
+    seed : str
+        The strategy of the worker's seed round (random picks before any model
+        exists, when the session does not use ``random`` itself), drawn grey; or "".
     active : list of str
         Strategies still racing (PSHEA) or in use.
     budget : dict
@@ -84,6 +91,7 @@ class Dashboard(RefreshingWidget):
     forecasts = traitlets.List(traitlets.Dict()).tag(sync=True)
     eliminations = traitlets.List(traitlets.Dict()).tag(sync=True)
     strategies = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    seed = traitlets.Unicode("").tag(sync=True)
     active = traitlets.List(traitlets.Unicode()).tag(sync=True)
     budget = traitlets.Dict().tag(sync=True)
     round = traitlets.Int(0).tag(sync=True)
@@ -101,6 +109,7 @@ class Dashboard(RefreshingWidget):
         self.session_dir = None if session_dir is None else Path(session_dir)
         self._budget_total = budget_total
         self._poll = poll
+        self._configured: set[str] = set()  # what the session races: a seed is none of them
         self._client = connect(client, connection_file, timeout=10.0)
         if start:
             self.start()
@@ -120,7 +129,11 @@ class Dashboard(RefreshingWidget):
         status = self._worker_status()
         if status is None:
             return
+        auto = status.get("auto") or {}
         with self._state():
+            self._configured |= {*(status.get("strategies") or []),
+                                 *(status.get("eliminated") or []),
+                                 *(auto.get("candidates") or [])}
             if history:
                 self._load_history(status)
             self._apply_status(status)
@@ -162,8 +175,12 @@ class Dashboard(RefreshingWidget):
                                                       "labels_sum")}
 
     def _add_strategies(self, names: list[str]) -> None:
+        """Add newly seen strategies; the seed round's goes to ``seed`` instead."""
+        if (not self.seed and _SEED_STRATEGY in names and self._configured
+                and _SEED_STRATEGY not in self._configured):
+            self.seed = _SEED_STRATEGY
         known = list(self.strategies)
-        new = [n for n in dict.fromkeys(names) if n and n not in known]
+        new = [n for n in dict.fromkeys(names) if n and n not in known and n != self.seed]
         if new:
             self.strategies = known + new
 

@@ -1,12 +1,16 @@
 """The labeling widget's key map: one key per class, plus Skip and Undo.
 
 The browser matches keys by ``KeyboardEvent.code`` (the physical key), so a
-class keeps its key whatever the keyboard layout types. The default order is the
-one the number row suggests: ``1``–``9``, then ``0``, then ``A``–``Z`` (36 keys);
-classes beyond the 36th get a button but no key.
+class keeps its key whatever the keyboard layout types. Classes named by one
+distinct digit or letter each (``0``–``9``, ``a``–``z``) get their own name as
+key, so "3" labels "3". Otherwise keys go in the order the number row suggests:
+``1``–``9``, then ``0``, then ``A``–``Z`` (36 keys); classes beyond the 36th get
+a button but no key.
 
 >>> [b.key for b in key_map(["cat", "dog", "bird"])]
 ['1', '2', '3']
+>>> [b.key for b in key_map(["0", "1", "2"])]
+['0', '1', '2']
 >>> key_map(["cat", "dog"], keys="cd")[1]
 KeyBinding(label='dog', key='D', code='KeyD')
 """
@@ -55,6 +59,13 @@ def code_for(key: str) -> str:
     )
 
 
+def _own_keys(classes: list[str]) -> bool:
+    """Whether each class can be answered by its own name: distinct single digits or letters."""
+    keys = {c.upper() for c in classes}
+    return len(keys) == len(classes) and all(
+        len(c) == 1 and c.isascii() and c.isalnum() for c in classes)
+
+
 def key_map(classes: Sequence[str], *, keys: Sequence[str] | str | None = None
             ) -> list[KeyBinding]:
     """One :class:`KeyBinding` per class, in class order.
@@ -66,14 +77,18 @@ def key_map(classes: Sequence[str], *, keys: Sequence[str] | str | None = None
     keys : str or sequence of str, optional
         One key per class (e.g. ``"0123456789"`` for digits, so "3" labels "3"),
         each a digit or a letter, all distinct (letters are case-insensitive).
-        Default: ``1``–``9``, ``0``, ``A``–``Z`` in class order; classes past the
-        36th get ``key=""`` and ``code=""`` (a button only).
+        Default: each class its own name when every name is one digit or ASCII
+        letter and no two share a key (``"a"`` and ``"A"`` do); else ``1``–``9``,
+        ``0``, ``A``–``Z`` in class order, and classes past the 36th get ``key=""``
+        and ``code=""`` (a button only).
 
     Returns
     -------
     bindings : list of KeyBinding, length n_classes
     """
     classes = [str(c) for c in classes]
+    if keys is None and _own_keys(classes):
+        keys = classes
     if keys is None:
         chosen = list(DEFAULT_KEYS[: len(classes)]) + [""] * max(0, len(classes) - 36)
     else:

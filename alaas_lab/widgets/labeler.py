@@ -73,6 +73,44 @@ class _Entry:
     relabel: bool = False  # an answer taken back with Undo
 
 
+def _available(status: dict[str, Any]) -> int:
+    """Pool items a query can select: embedded, not labeled, not evaluation, not pending.
+
+    A quarantined item never got embedded, so it is not among ``n_embedded``.
+    """
+    return int(status.get("n_embedded") or 0) - sum(
+        int(status.get(k) or 0) for k in ("n_labeled", "n_eval", "n_pending"))
+
+
+def _pool_wait(status: dict[str, Any], available: int, n: int) -> str:
+    """Why to wait for the pool instead of asking for ``n`` items ("" when there is none).
+
+    A push in flight (running, queued, or items not embedded yet) or a pool with
+    nothing pushed is not the end of the session: more items are coming.
+
+    Parameters
+    ----------
+    status : dict
+        The worker's ``status`` reply.
+    available : int
+        Pool items embedded, not labeled and not selected.
+    n : int
+        Items the next selection asks for.
+    """
+    count = {k: int(status.get(k) or 0) for k in ("n_items", "n_embedded", "n_quarantined",
+                                                 "n_eval", "jobs_queued")}
+    expected = count["n_items"] - count["n_quarantined"]
+    filling = (status.get("state") == "push" or count["jobs_queued"] > 0
+               or count["n_embedded"] < expected)
+    if filling and available < n:
+        queued = f"; {count['jobs_queued']} job(s) queued" if count["jobs_queued"] else ""
+        return (f"waiting for the pool: {count['n_embedded']} of {expected} items "
+                f"embedded{queued}")
+    if count["n_items"] - count["n_eval"] <= 0:
+        return "waiting for the pool: nothing pushed yet (%alaas push)"
+    return ""
+
+
 def _default_labeler() -> str:
     try:
         return getpass.getuser()
@@ -109,9 +147,10 @@ class LabelingWidget(SessionWidget):
         ``round``, ``round_done``, ``round_size``, ``labeled``, ``budget_total``,
         ``budget_left``, ``pool``.
     state : str
-        ``starting``, ``labeling``, ``waiting`` (queue empty: loading or training),
-        ``done`` (budget or pool used up), ``error``, or ``stopped`` (by
-        :meth:`shutdown`: a newer labeling widget took over, or the session stopped).
+        ``starting``, ``labeling``, ``waiting`` (queue empty: loading, training, or
+        the pool still filling), ``done`` (budget or pool used up), ``error``, or
+        ``stopped`` (by :meth:`shutdown`: a newer labeling widget took over, or the
+        session stopped).
     message, error : str
         A status line, and the last error (e.g. the worker is gone).
     labeler : str
@@ -199,6 +238,7 @@ class LabelingWidget(SessionWidget):
         self._budget_left: int | None = None
         self._pool = 0
         self._finished = False
+        self._waiting_pool = False  # a push is filling the pool (or nothing was pushed)
         self._bootstrapped = False
         self._ready = threading.Event()
         self._wake = threading.Event()
@@ -565,16 +605,17 @@ class LabelingWidget(SessionWidget):
         self._ready.set()
 
     def _next_selection(self) -> bool:
-        """Query the next selection; False when the session is done (or closing)."""
+        """Query the next selection; False when done, waiting for the pool, or closing."""
         while self._answers.unfinished_tasks:  # the worker must have every answer first
             if self._closed.is_set():
                 return False
             time.sleep(0.005)
         client = self._fetch_client
-        with self._state():
-            self.message = (f"round {self._round} answered: the worker is training; "
-                            "the next items follow" if self._round else "asking for items")
-            self._sync()
+        if not self._waiting_pool:
+            with self._state():
+                self.message = (f"round {self._round} answered: the worker is training; "
+                                "the next items follow" if self._round else "asking for items")
+                self._sync()
         if self._dropped:  # items skipped twice stay unlabeled: close the round without them
             try:
                 client.fit()
@@ -599,20 +640,23 @@ class LabelingWidget(SessionWidget):
             return self._finish(f"budget spent: {self._labeled} labels "
                                 f"(budget.total {self._budget_total})")
         n = n if left is None else min(n, left)
-        available = (int(status.get("n_embedded") or 0) - int(status.get("n_quarantined") or 0)
-                     - int(status.get("n_labeled") or 0) - int(status.get("n_eval") or 0)
-                     - int(status.get("n_pending") or 0))
-        if "n_embedded" in status and available <= 0:
-            return self._finish("every pool item is labeled or waiting: push more data "
-                                "(%alaas push) and make a new labeling widget")
+        available = _available(status)
         if "n_embedded" in status:
+            if waiting := _pool_wait(status, available, n):
+                return self._wait_for_pool(waiting)
+            if available <= 0:
+                return self._finish("every pool item is labeled or waiting: push more data "
+                                    "(%alaas push) and make a new labeling widget")
             n = min(n, available)
         try:
             sel = client.query(n)
         except RemoteError as exc:
-            if any(why in exc.evalue for why in _FINISHED):
-                return self._finish(exc.evalue)
-            raise
+            if not any(why in exc.evalue for why in _FINISHED):
+                raise
+            if waiting := _pool_wait(client.status(), 0, 1):  # more items are coming
+                return self._wait_for_pool(waiting)
+            return self._finish(exc.evalue)
+        self._waiting_pool = False
         strategies = _history.selection_strategies(self.session_dir, sel.round)
         per_item = getattr(sel, "strategies", None) or [None] * len(sel.item_ids)
         with self._state():
@@ -625,6 +669,14 @@ class LabelingWidget(SessionWidget):
             self.message = ""
             self._sync()
         return True
+
+    def _wait_for_pool(self, why: str) -> bool:
+        """Show why no items come yet; the prefetch loop asks again in a second."""
+        self._waiting_pool = True
+        with self._state():
+            self.message = why
+            self._sync()
+        return False
 
     def _finish(self, why: str) -> bool:
         with self._state():

@@ -8,6 +8,7 @@ import os
 import sys
 
 from ..config import load_config
+from ..errors import AlaasError
 from .loop import run_worker
 
 
@@ -21,8 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    key = bytes.fromhex(os.environ.get(args.key_env, ""))
-    run_worker(load_config(args.config), args.session_dir, key=key)
+    try:
+        key = bytes.fromhex(os.environ.get(args.key_env, ""))
+    except ValueError:
+        print(f"{parser.prog}: error: ${args.key_env} is not a hex key.", file=sys.stderr)
+        return 2
+    try:
+        run_worker(load_config(args.config), args.session_dir, key=key)
+    except AlaasError as exc:  # one line in the log: Server.start shows its tail
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._failpoints import failpoint
-from ..cache import item_identity
+from ..cache import content_identity, item_identity
 from ..data import Decoder, Fetcher, Quarantine, quarantine
 from ..errors import InputError
 from ..pipeline import Pipeline, PipelineError, Stage, StageStats, ThreadPlan
@@ -104,6 +104,7 @@ class Ingestor:
         """
         t0 = time.perf_counter()
         s = self.session
+        n_before = s.n_items
         ids = s.add_items(list(uris))
         todo = [(int(i), u) for i, u in zip(ids.tolist(), uris, strict=True)
                 if not s.emb.filled[i] and not s.quarantined[i]]
@@ -122,14 +123,14 @@ class Ingestor:
         items = [_Item(i, s.uris[i], k) for i, k in keys.items()]
         hits, misses = self._from_cache(items)
         if self.executor is not None:
-            return self._summary(ids, hits, self._run_remote(misses, on_progress), t0)
+            return self._summary(ids, hits, self._run_remote(misses, on_progress), t0, n_before)
         stages = [
             Stage("fetch", self._fetch, workers=4,
                   batch_size=max(1, self.plan.fetch_in_flight // 4), passthrough=_is_bad),
             *self._compute_stages(),
         ]
         embedded = self._run(stages, misses, on_progress)
-        return self._summary(ids, hits, embedded, t0)
+        return self._summary(ids, hits, embedded, t0, n_before)
 
     def push_arrays(self, rows: np.ndarray, *, uris: Sequence[str] | None = None,
                     on_progress: Progress | None = None) -> dict[str, Any]:
@@ -143,17 +144,65 @@ class Ingestor:
                     f"pushed array row {int(np.flatnonzero(bad)[0])} has NaN or infinite values "
                     f"({int(bad.sum())} row(s) in all); drop or impute them and push again.")
         keys = s.array_keys(rows)
+        if uris is not None and len(uris) != len(rows):
+            raise InputError(f"push got {len(rows)} rows but {len(uris)} names; give one name "
+                             "per row.")
         names = list(uris) if uris is not None else [f"array:{k.split(':', 1)[1]}" for k in keys]
+        n_before = s.n_items
         ids = s.add_items(names, content_keys=keys)
         s.raw.put(ids.tolist(), rows)
-        items = [_Item(int(i), names[j], keys[j], rows[j]) for j, i in enumerate(ids.tolist())
-                 if not s.emb.filled[i]]
+        return self._embed_new(ids, names, keys, rows, t0, n_before, on_progress)
+
+    def push_texts(self, texts: Sequence[str], *, on_progress: Progress | None = None
+                   ) -> dict[str, Any]:
+        """Add raw texts to the pool (a text session); each is named ``text:<hash>``."""
+        t0 = time.perf_counter()
+        s = self.session
+        keys = [content_identity(b"text\0" + t.encode("utf-8")) for t in texts]
+        names = [f"text:{k.split(':', 1)[1]}" for k in keys]
+        n_before = s.n_items
+        ids = s.add_items(names, content_keys=keys)
+        s.raw.put_texts(ids.tolist(), list(texts))
+        return self._embed_new(ids, names, keys, list(texts), t0, n_before, on_progress)
+
+    def push_raw(self, item_ids: Sequence[int], *, on_progress: Progress | None = None
+                 ) -> dict[str, Any]:
+        """Embed items pushed from memory whose rows or texts are kept in ``raw/``.
+
+        A worker killed mid-push resumes with this: each item keeps its id, its
+        name and its content key (both derive from the content).
+        """
+        s = self.session
+        texts: list[str] = []
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i in item_ids:
+            value = s.raw.get(i)
+            if isinstance(value, str):
+                texts.append(value)
+            elif value is not None:
+                groups.setdefault((value.shape, value.dtype.str), []).append(i)
+        out: dict[str, Any] = {"embedded": 0, "cache_hits": 0}
+        for ids in groups.values():
+            rows = np.stack([np.asarray(s.raw.get(i)) for i in ids])
+            part = self.push_arrays(rows, uris=[s.uris[i] for i in ids], on_progress=on_progress)
+            out = {k: out[k] + part[k] for k in out}
+        if texts:
+            part = self.push_texts(texts, on_progress=on_progress)
+            out = {k: out[k] + part[k] for k in out}
+        return out
+
+    def _embed_new(self, ids: np.ndarray, names: list[str], keys: list[str], payloads: Any,
+                   t0: float, n_before: int, on_progress: Progress | None) -> dict[str, Any]:
+        """Embed the pushed in-memory items (rows or texts) that no cache entry covers."""
+        s = self.session
+        items = [_Item(int(i), names[j], keys[j], payloads[j])
+                 for j, i in enumerate(ids.tolist()) if not s.emb.filled[i]]
         items = list({it.item_id: it for it in items}.values())
         hits, misses = self._from_cache(items)
         if self.executor is not None:
-            return self._summary(ids, hits, self._run_remote(misses, on_progress), t0)
+            return self._summary(ids, hits, self._run_remote(misses, on_progress), t0, n_before)
         embedded = self._run(self._compute_stages(), misses, on_progress)
-        return self._summary(ids, hits, embedded, t0)
+        return self._summary(ids, hits, embedded, t0, n_before)
 
     # ------------------------------------------------------------ stages
     def _compute_stages(self) -> list[Stage]:
@@ -192,17 +241,46 @@ class Ingestor:
                 out.append(_Bad(item.item_id, quarantine(item.uri, "decode", exc)))
         return out
 
-    def _embed(self, batch: list[_Item]) -> list[tuple[list[_Item], np.ndarray]]:
+    def _embed(self, batch: list[_Item]) -> list[tuple[list[_Item], np.ndarray] | _Bad]:
+        """Embed a batch, one group per input shape; an item of an odd shape is set aside.
+
+        A batch may mix shapes (a folder of 32×32 PNGs with one 20×20): items whose
+        embedding width differs from the session's (or, in a new session, from the
+        largest group's) are quarantined by name instead of failing the batch.
+        """
         failpoint("embed")
-        rows = self.session.backbone.embed([it.payload for it in batch])
+        backbone = self.session.backbone
+        width = self.session.emb.width
+        groups: dict[Any, list[_Item]] = {}
         for it in batch:
-            it.payload = None  # free the decoded tensor
-        return [(batch, np.asarray(rows, dtype=np.float32))]
+            groups.setdefault(tuple(getattr(it.payload, "shape", ())), []).append(it)
+        # the group that fits the session's width first, then the largest
+        order = sorted(groups.items(), key=lambda g: (_size(g[0]) != width, -len(g[1])))
+        out: list[tuple[list[_Item], np.ndarray] | _Bad] = []
+        for shape, items in order:
+            try:
+                rows = np.asarray(backbone.embed([it.payload for it in items]), dtype=np.float32)
+            except InputError as exc:  # the backbone refuses these items, not the batch
+                out.extend(_Bad(it.item_id, quarantine(it.uri, "decode", exc)) for it in items)
+                continue
+            finally:
+                for it in items:
+                    it.payload = None  # free the decoded tensor
+            if width is not None and rows.shape[1] != width:
+                reason = (f"its input {shape or ''} embeds to {rows.shape[1]} values but this "
+                          f"session's embeddings have {width}: resize it to the pool's shape, "
+                          "or use a backbone with a fixed input size (e.g. resnet18)")
+                out.extend(_Bad(it.item_id, quarantine(it.uri, "decode", reason))
+                           for it in items)
+                continue
+            width = rows.shape[1]
+            out.append((items, rows))
+        return out
 
     def _store(self, batches: list[tuple[list[_Item], np.ndarray]]) -> list[int]:
         items = [it for b, _ in batches for it in b]
         rows = np.concatenate([r for _, r in batches])
-        self.session.cache.put_many([it.key for it in items], rows)
+        self.session.cache_put([it.key for it in items], rows)
         ids = np.array([it.item_id for it in items], dtype=np.int64)
         self.session.store_embeddings(ids, rows)
         return ids.tolist()
@@ -211,7 +289,7 @@ class Ingestor:
     def _from_cache(self, items: list[_Item]) -> tuple[int, list[_Item]]:
         if not items:
             return 0, []
-        found, rows = self.session.cache.get_many([it.key for it in items])
+        found, rows = self.session.cache_get([it.key for it in items])
         hit_ids = np.array([it.item_id for it, f in zip(items, found, strict=True) if f],
                            dtype=np.int64)
         self.session.store_embeddings(hit_ids, rows)
@@ -328,16 +406,21 @@ class Ingestor:
         if self.executor is not None:
             self.executor.close()
 
-    def _summary(self, ids: np.ndarray, hits: int, embedded: int, t0: float) -> dict[str, Any]:
+    def _summary(self, ids: np.ndarray, hits: int, embedded: int, t0: float,
+                 n_before: int) -> dict[str, Any]:
         s = self.session
         ids_l = ids.tolist()
         return {
             "item_ids": ids_l,
             "n_items": s.n_items,
-            "n_new": embedded + hits,
+            "n_new": len({i for i in ids_l if i >= n_before}),  # items the pool did not hold
             "cache_hits": hits,
             "embedded": embedded,
             "quarantined": [i for i in ids_l if s.quarantined[i]],
             "seconds": round(time.perf_counter() - t0, 4),
             "pipeline": self.last_report,
         }
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape)) if shape else -1

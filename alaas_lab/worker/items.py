@@ -1,14 +1,17 @@
 """What the labeling UI shows: an item's content, ready for a browser.
 
 Array items pushed from memory keep their raw rows in the session directory
-(``raw/batch-N.npy``, indexed by ``raw_batch`` journal events), so a restarted
-worker can still show them. Images (from arrays or files) are sent as PNG bytes,
-scaled to at most ``max_side`` pixels; text is sent as a string.
+(``raw/batch-N.npy``; raw texts in ``raw/texts-N.json``), indexed by ``raw_batch``
+journal events, so a restarted worker can still show them. Images (from arrays or
+files) are sent as PNG bytes, scaled to at most ``max_side`` pixels; text is sent as a string.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,11 +48,35 @@ class RawStore:
             for row, item_id in enumerate(ids):
                 self.index[item_id] = (name, row)
 
-    def get(self, item_id: int) -> np.ndarray | None:
+    def put_texts(self, item_ids: list[int], texts: list[str]) -> None:
+        """Keep raw texts (one JSON list per push) for display and re-embedding."""
+        new = [(i, t) for i, t in zip(item_ids, texts, strict=True) if i not in self.index]
+        if not new:
+            return
+        with self.lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            name = f"texts-{len(list(self.root.glob('texts-*.json')))}.json"
+            tmp = self.root / f".{name}.tmp"
+            tmp.write_text(json.dumps([t for _, t in new]), encoding="utf-8")
+            os.replace(tmp, self.root / name)
+            ids = [int(i) for i, _ in new]
+            self.journal.record_event("raw_batch", {"file": name, "item_ids": ids})
+            for row, item_id in enumerate(ids):
+                self.index[item_id] = (name, row)
+
+    def get(self, item_id: int) -> np.ndarray | str | None:
+        """The raw row (or text) of an item pushed from memory; None for URI items."""
         where = self.index.get(item_id)
         if where is None:
             return None
+        if where[0].endswith(".json"):
+            return _texts(self.root / where[0])[where[1]]
         return np.load(self.root / where[0], mmap_mode="r")[where[1]]
+
+
+@functools.lru_cache(maxsize=8)
+def _texts(path: Path) -> list[str]:
+    return json.loads(path.read_text(encoding="utf-8"))  # written once, never changed
 
 
 def array_to_png(row: np.ndarray, max_side: int) -> bytes | None:
@@ -80,6 +107,8 @@ def item_payload(item_id: int, uri: str, *, kind: str, raw: RawStore, fetcher: F
     """One item for the UI: ``{"item_id", "uri", "kind", "data" | "text", "mime"}``."""
     out: dict[str, Any] = {"item_id": int(item_id), "uri": uri}
     row = raw.get(item_id)
+    if isinstance(row, str):
+        return out | {"kind": "text", "text": row}
     if row is not None:
         png = array_to_png(row, max_side)
         if png is not None:

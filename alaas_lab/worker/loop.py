@@ -28,7 +28,7 @@ import queue
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ import zmq
 
 from ..config import Config
 from ..data import confine, expand
-from ..errors import AlaasError, ConfigError, ProtocolError
+from ..errors import AlaasError, ConfigError, InputError, ProtocolError
+from ..models._device import check_device
 from ..pipeline import thread_plan
 from ..protocol import PROTOCOL_VERSION, Message, Session, error_content
 from .ingest import Ingestor
@@ -83,6 +84,7 @@ class Worker:
                 "machines; a remote worker needs authentication: set 'al_worker.curve_dir' to "
                 "CURVE keys made with 'alaas-lab keygen DIR' and give a message key "
                 "(alaas-lab serve --key-file ...), or bind 127.0.0.1.")
+        check_device(config.active_learning.device)  # refused at start, not at first push
         self.config = config
         self.key = key
         self.plan = thread_plan()
@@ -123,12 +125,18 @@ class Worker:
         return auth
 
     def _bind(self, sock: zmq.Socket, port: int, suffix: str = "requests") -> str:
+        """Bind ``sock``; return its endpoint, absolute (an ipc path never depends on the cwd)."""
         worker = self.config.al_worker
         if worker.protocol == "ipc":
-            path = self.session.dir / f"{suffix}.sock"
-            if path.exists():
-                path.unlink()
-            sock.bind(f"ipc://{path}")
+            path = (self.session.dir / f"{suffix}.sock").resolve()
+            path.unlink(missing_ok=True)
+            try:
+                sock.bind(f"ipc://{path}")
+            except zmq.ZMQError as exc:
+                raise ConfigError(
+                    f"cannot listen on ipc://{path} ({exc}); an ipc path must be writable and "
+                    "shorter than about 100 characters: choose a shorter session_dir or "
+                    "'al_worker.protocol: tcp'.") from None
             return f"ipc://{path}"
         host = worker.host
         bracket = f"[{host}]" if ":" in host else host
@@ -193,6 +201,7 @@ class Worker:
         jobs = threading.Thread(target=self._job_loop, name="worker-jobs", daemon=True)
         jobs.start()
         self._resume()
+        self._push_configured()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         logger.info("worker %d serving %s (events %s)", os.getpid(), self.endpoint,
@@ -284,20 +293,81 @@ class Worker:
         """Finish what a killed worker left: embeddings of pushed URIs, a labeled round."""
         s = self.session
         missing = [i for i in range(s.n_items) if not s.emb.filled[i] and not s.quarantined[i]]
-        uris = [s.uris[i] for i in missing if not s.uris[i].startswith("array:")]
+        from_memory = [i for i in missing if i in s.raw.index]
+        uris = [s.uris[i] for i in missing if i not in s.raw.index
+                and not s.uris[i].startswith(("array:", "text:"))]
         if uris:
             logger.info("resuming the push of %d items", len(uris))
             self._submit("push", lambda: self._push_uris(uris), None)
+        if from_memory:  # rows and texts pushed from a notebook: embedded from raw/
+            logger.info("resuming the push of %d items pushed from memory", len(from_memory))
+            self._submit("push", lambda: self.ingestor.push_raw(from_memory), None)
         done = s._completed_round()
         if done is not None and s.train_mask().any():
             self._submit("fit", lambda: s.finish_round(done), None)
+
+    def _push_configured(self) -> None:
+        """Queue the push of the config's ``data.source``, on every start.
+
+        Items already in the journal are not added again and embedded ones are not
+        embedded again, so a restart only picks up files that are new since. A source
+        that lists nothing, or fails, is logged and published as a ``worker_error``
+        event (``job="push"``); the worker keeps serving.
+        """
+        sources = list(self.config.data.source)
+        if not sources:
+            return
+        # one entry is passed alone so that a manifest (.txt/.csv) is read as one
+        source: str | list[str] = sources[0] if len(sources) == 1 else sources
+
+        def run() -> dict[str, Any]:
+            try:
+                out = self._push_sources(source)
+            except Exception as exc:
+                logger.error("could not push data.source %s: %s", sources, exc)
+                raise
+            logger.info("data.source %s: %d items in the pool, %d embedded now, %d from the "
+                        "cache", sources, out["n_items"], out["embedded"], out["cache_hits"])
+            return self._after_push(out, "pool", None)
+        logger.info("pushing data.source %s", sources)
+        self._submit("push", run, None)
+
+    def _push_sources(self, sources: str | Sequence[str], *, n_labels: int = 0
+                      ) -> dict[str, Any]:
+        """Expand URIs, globs or a manifest, confine them to ``data.root``, push them.
+
+        Runs on the job thread (``push_data`` with ``uris`` and the configured source).
+
+        Parameters
+        ----------
+        sources : str or sequence of str
+            What :func:`~alaas_lab.data.expand` accepts.
+        n_labels : int, default 0
+            Labels given with the push (an evaluation set): they must number the items
+            the sources list, which is checked before any item joins the pool.
+
+        Returns
+        -------
+        dict
+            :meth:`Ingestor.push_uris`'s summary.
+        """
+        data = self.config.data
+        infos: dict[str, dict[str, Any]] = {}
+        uris = expand(sources, storage_options=data.storage_options or None, infos=infos)
+        if data.root:
+            confine(uris, data.root)
+        if n_labels and n_labels != len(uris):
+            raise InputError(f"the push lists {len(uris)} items but got {n_labels} labels; "
+                             "give one label per item. Nothing was added.")
+        return self.ingestor.push_uris(uris, infos=infos, on_progress=self._progress)
 
     # ------------------------------------------------------------ handlers
     def _on_hello(self, request: Message) -> None:
         self.wire.reply(self.router, request, "hello_reply", {
             "events": self.events_endpoint, "protocol_version": PROTOCOL_VERSION,
             "pid": os.getpid(), "session_dir": str(self.session.dir),
-            "name": self.config.name, "classes": list(self.config.classes)})
+            "name": self.config.name, "classes": list(self.config.classes),
+            "data_kind": self.config.data.kind, "config": self.config.to_dict()})
 
     def _on_status(self, request: Message) -> None:
         status = self.session.status()
@@ -355,32 +425,47 @@ class Worker:
                      request, "query_reply")
 
     def _on_push_data(self, request: Message) -> None:
+        """Check everything a push names before any item joins the pool, then queue it."""
         c = request.content
         wait = c.get("wait", True)
         role = c.get("role", "pool")
+        labels = c.get("labels")
         if role not in ("pool", "eval"):
-            raise ConfigError(f"push_data role must be 'pool' or 'eval'; got {role!r}.")
-        if role == "eval" and len(c.get("labels") or []) == 0:
-            raise ConfigError("push_data with role='eval' needs labels, one per item.")
-        features = c.get("features")
-        if features is not None:
-            rows = np.asarray(features)
-            names = c.get("names")
+            raise InputError(f"push_data role must be 'pool' or 'eval'; got {role!r}.")
+        if role == "eval" and not labels:
+            raise InputError("push_data with role='eval' needs labels, one per item.")
+        if role == "pool" and labels:
+            raise InputError("labels are for role='eval' (an evaluation set); pool items are "
+                             "labeled through query and label.")
+        if labels:
+            for k, label in enumerate(labels):
+                self.session.class_code(label, f"label {k}")
+        features, texts = c.get("features"), c.get("texts")
+        if features is not None or texts is not None:
+            if texts is not None and self.config.data.kind != "text":
+                raise InputError(
+                    f"this session embeds data.kind {self.config.data.kind!r}, not text: raw "
+                    "texts can be pushed to a session with data.kind: text (model minilm).")
+            n = len(texts) if texts is not None else len(features)
+            if labels and len(labels) != n:
+                raise InputError(f"push_data got {n} items but {len(labels)} labels; give one "
+                                 "label per item. Nothing was added.")
 
             def run() -> dict[str, Any]:
-                out = self.ingestor.push_arrays(rows, uris=names, on_progress=self._progress)
-                return self._after_push(out, role, c.get("labels"))
+                if texts is not None:
+                    out = self.ingestor.push_texts(texts, on_progress=self._progress)
+                else:
+                    out = self.ingestor.push_arrays(np.asarray(features), uris=c.get("names"),
+                                                    on_progress=self._progress)
+                return self._after_push(out, role, labels)
         else:
-            sources = c.get("uris") or []
+            uris = c.get("uris") or []
+            # one URI is a single source: expand() refuses it when it does not exist
+            sources = uris[0] if len(uris) == 1 else uris
 
             def run() -> dict[str, Any]:
-                infos: dict[str, dict[str, Any]] = {}
-                uris = expand(sources, storage_options=self.config.data.storage_options or None,
-                              infos=infos)
-                if self.config.data.root:
-                    confine(uris, self.config.data.root)
-                out = self.ingestor.push_uris(uris, infos=infos, on_progress=self._progress)
-                return self._after_push(out, role, c.get("labels"))
+                return self._after_push(self._push_sources(sources, n_labels=len(labels or [])),
+                                        role, labels)
         if wait:
             self._submit("push", run, request, "push_data_reply")
         else:
@@ -424,7 +509,12 @@ def _jsonable(value: Any) -> Any:
 
 def run_worker(config: Config, session_dir: str | Path, *, key: bytes = b"",
                backbone: Any = None) -> None:
-    """Run a worker in this process until it is stopped (the ``serve`` entry point)."""
+    """Run a worker in this process until it is stopped (the ``serve`` entry point).
+
+    ``session_dir`` is made absolute first, so the endpoints and paths the worker
+    publishes do not depend on this process's working directory.
+    """
+    session_dir = Path(session_dir).expanduser().resolve()
     worker = Worker(config, session_dir, key=key, backbone=backbone)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     try:

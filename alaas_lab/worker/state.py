@@ -24,7 +24,7 @@ from .. import strategies
 from .._failpoints import failpoint
 from ..cache import EmbeddingCache, content_identity
 from ..config import Config
-from ..errors import InputError, ModelError
+from ..errors import CacheError, InputError, ModelError
 from ..journal import Journal
 from ..models import LastLayerHead
 from .items import RawStore
@@ -79,6 +79,11 @@ class Embeddings:
         self._filled[ids] = True
 
     @property
+    def width(self) -> int | None:
+        """``d``, once a row was stored."""
+        return None if self._x is None else int(self._x.shape[1])
+
+    @property
     def matrix(self) -> np.ndarray:
         """``[n, d]`` view (zeros where not filled)."""
         if self._x is None:
@@ -116,6 +121,7 @@ class PoolSession:
         self.classes = list(config.classes)
         self._backbone = backbone
         self._cache: EmbeddingCache | None = None
+        self._cache_off = False
         self.emb = Embeddings()
         self.uris: list[str] = []
         self.quarantined = np.zeros(0, dtype=bool)
@@ -148,16 +154,59 @@ class PoolSession:
                 kwargs["weights"] = model.weights
             if model.name != "flatten":
                 kwargs["batch_size"] = model.batch_size
+            if self.config.active_learning.device != "cpu":  # checked when the worker starts
+                kwargs["device"] = self.config.active_learning.device
             self._backbone = make_backbone(model.name, **kwargs)
             logger.info("backbone: %s", self._backbone.describe().get("summary"))
         return self._backbone
 
     @property
-    def cache(self) -> EmbeddingCache:
-        if self._cache is None:
+    def cache(self) -> EmbeddingCache | None:
+        """The embedding cache (opened on first use), or ``None`` once it failed.
+
+        Its model key is the backbone's fingerprint (weights, preprocessing) plus
+        how pushed files are decoded; the item keys name the input itself.
+        """
+        if self._cache is None and not self._cache_off:
             root = Path(self.config.cache_dir).expanduser()
-            self._cache = EmbeddingCache(root, model_fingerprint=self.backbone.fingerprint)
+            data = self.config.data
+            fingerprint = f"{self.backbone.fingerprint};decode={data.kind}/{data.image_mode}"
+            try:
+                self._cache = EmbeddingCache(root, model_fingerprint=fingerprint)
+            except CacheError as exc:
+                self._cache_failed(exc)
         return self._cache
+
+    def _cache_failed(self, exc: Exception) -> None:
+        """Go on without the cache: a cache may make a push faster, never make it fail."""
+        logger.warning("embedding cache unusable, running without it: %s", exc)
+        self._cache_off = True
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    def cache_get(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Cached embeddings of ``keys``, as wide as this session's (others are misses).
+
+        Returns ``found`` (bool, ``(n,)``) and the found rows; every key is a miss
+        without a usable cache.
+        """
+        cache = self.cache
+        if cache is not None and keys:
+            try:
+                return cache.get_many(keys, dim=self.emb.width)
+            except CacheError as exc:
+                self._cache_failed(exc)
+        return np.zeros(len(keys), dtype=bool), np.zeros((0, self.emb.width or 0), np.float32)
+
+    def cache_put(self, keys: Sequence[str], rows: np.ndarray) -> None:
+        """Store embeddings in the cache; a failure only turns the cache off."""
+        cache = self.cache
+        if cache is not None:
+            try:
+                cache.put_many(keys, rows)
+            except CacheError as exc:
+                self._cache_failed(exc)
 
     def _new_head(self) -> LastLayerHead:
         return LastLayerHead(self.classes or None, seed=self.config.seed)
@@ -178,7 +227,8 @@ class PoolSession:
         for event in self.journal.events("eval_items"):
             self.is_eval[np.asarray(event.payload["item_ids"], dtype=np.int64)] = True
         for item_id, label in self.journal.labels().items():
-            self.codes[item_id] = self._code(label, item_id) if label is not None else -1
+            self.codes[item_id] = (self.class_code(label, f"item {item_id}") if label is not None
+                                   else -1)
         for sel in self.journal.pending_selections():
             self.pending[sel.item_id] = (sel.round, sel.strategy)
         selections = self.journal.selections()
@@ -186,7 +236,7 @@ class PoolSession:
         self.round = max((s.round for s in selections), default=0)
         keyed = [(it.item_id, it.content_key) for it in items if it.content_key]
         if keyed:
-            found, rows = self.cache.get_many([k for _, k in keyed])
+            found, rows = self.cache_get([k for _, k in keyed])
             ids = np.array([i for i, _ in keyed], dtype=np.int64)[found]
             self.emb.put(ids, rows)
         if items:
@@ -237,8 +287,9 @@ class PoolSession:
     def mark_eval(self, ids: np.ndarray, labels: Sequence[Any]) -> None:
         """Make items an evaluation set with known labels (never selected, never trained on)."""
         with self.lock:
-            codes = [self._code(lab, int(i)) for i, lab in zip(ids, labels, strict=True)]
-            self.journal.record_labels(ids.tolist(), list(labels), labeler=EVAL_LABELER)
+            codes = [self.class_code(lab, f"item {i}") for i, lab in zip(ids, labels, strict=True)]
+            self.journal.record_labels(ids.tolist(), [self.classes[c] for c in codes],
+                                       labeler=EVAL_LABELER)
             self.journal.record_event("eval_items", {"item_ids": ids.tolist()})
             self.is_eval[ids] = True
             self.codes[ids] = codes
@@ -250,16 +301,24 @@ class PoolSession:
         return [content_identity(tag + r.tobytes()) for r in rows]
 
     # ------------------------------------------------------------ labels
-    def _code(self, label: Any, item_id: int) -> int:
+    def class_code(self, label: Any, where: str) -> int:
+        """The index of ``label`` among the configured classes (``3`` and ``"3"`` alike).
+
+        ``where`` names the item or argument in the error for an unknown label.
+        """
         if not self.classes:
             raise InputError(
                 "the config lists no classes, so labels cannot be checked; add "
                 "'classes: [...]' to the config.")
-        for candidate in (label, str(label)):
-            if candidate in self.classes:
-                return self.classes.index(candidate)
+        if isinstance(label, (bool, np.bool_)) or not isinstance(
+                label, (str, int, np.integer)):
+            raise InputError(f"{where}: a label is a class name (str) or an int; got "
+                             f"{type(label).__name__} {label!r}.")
+        name = str(label.item() if isinstance(label, np.generic) else label)
+        if name in self.classes:
+            return self.classes.index(name)
         raise InputError(
-            f"item {item_id}: unknown label {label!r}; allowed labels are the config's "
+            f"{where}: unknown label {label!r}; allowed labels are the config's "
             f"classes: {', '.join(map(str, self.classes))}.")
 
     def _check_item(self, item_id: Any) -> int:
@@ -299,8 +358,10 @@ class PoolSession:
             ids = [self._check_item(i) for i in item_ids]
             if len(set(ids)) != len(ids):
                 raise InputError("label_many got the same item twice; give each item once.")
-            codes = [-1 if lab is None else self._code(lab, i) for i, lab in zip(ids, labels,
-                                                                               strict=True)]
+            codes = [-1 if lab is None else self.class_code(lab, f"item {i}")
+                     for i, lab in zip(ids, labels, strict=True)]
+            # stored as the configured class names: 3 and "3" are one class
+            names = [None if c < 0 else self.classes[c] for c in codes]
             for i in ids:
                 self._check_queued(i)
             rounds = [self.pending.get(i, (self.round, "unrequested")) for i in ids]
@@ -311,7 +372,7 @@ class PoolSession:
                 groups.setdefault(provenance, []).append(k)
             for (rnd, strat), ks in groups.items():
                 written = self.journal.record_labels(
-                    [ids[k] for k in ks], [labels[k] for k in ks], labeler=labeler, round=rnd,
+                    [ids[k] for k in ks], [names[k] for k in ks], labeler=labeler, round=rnd,
                     strategy=strat)
                 rows_by_item.update(zip([ids[k] for k in ks], written, strict=True))
             rows = [rows_by_item[i] for i in ids]
@@ -426,7 +487,9 @@ class PoolSession:
                 inputs["probs"] = self.head.predict_proba(X)
         if "embeddings" in needs:
             inputs["embeddings"] = X
-        params = dict(self.config.active_learning.strategy.params)
+        # the configured params belong to the configured strategy, not to the seed round's
+        configured = self.config.active_learning.strategy
+        params = dict(configured.params) if name == configured.type else {}
         return np.asarray(strategies.select(name, k, labeled=blocked, rng=rng, **inputs,
                                             **params), dtype=np.int64)
 

@@ -184,7 +184,9 @@ def digits_session(root: Path, *, per_round: int = 10, total: int = 100, pool: i
         "%alaas start config.yml",
         "%alaas monitor",
         "%alaas push pool\n%alaas push X_eval --eval y_eval\n"
-        "%alaas push incoming/scan-0042.png  # no such file: quarantined",
+        # a list is not checked up front (one missing file is refused): fetch quarantines them
+        "scans = ['incoming/scan-0042.png', 'incoming/scan-0043.png']  # no such files\n"
+        "%alaas push scans",
         f"%alaas label --labeler {labeler}",
         "%alaas dashboard",
     ]
@@ -246,8 +248,8 @@ def current_item(page: Any) -> str:
 
 
 def key_for(class_index: int) -> str:
-    """The default key of a class: 1-9, then 0, then A-Z (see alaas_lab.widgets.keys)."""
-    return "1234567890ABCDEFGHIJKLMNOPQRSTUVWXYZ"[class_index]
+    """The default key of a digit class: its own digit (see alaas_lab.widgets.keys)."""
+    return str(class_index)
 
 
 def wait_labeling(page: Any, timeout: float = 60.0) -> str:

@@ -63,7 +63,7 @@ def test_label_with_keys_undo_and_watch_the_dashboard(jupyterlab, page, artifact
     assert labeler.get_attribute("data-lm-suppress-shortcuts") == "true"
     assert labeler.get_attribute("tabindex") == "0"
     buttons = labeler.locator("button.alaas-class")
-    assert buttons.count() == 10 and buttons.nth(0).inner_text().split() == ["1", "0"]
+    assert buttons.count() == 10 and buttons.nth(3).inner_text().split() == ["3", "3"]
 
     answered = []
     for i in range(20):
@@ -96,12 +96,17 @@ def test_label_with_keys_undo_and_watch_the_dashboard(jupyterlab, page, artifact
     assert {dashboard.locator("circle.alaas-pt").nth(i).get_attribute("data-strategy")
             for i in range(2)} == {"random", "least_confidence"}
     page.wait_for_timeout(300)  # one frame for the budget card
+    # one strategy after a grey seed round, not "1 of 2" racing
+    cards = dashboard.locator(".alaas-cards").inner_text()
+    assert "after a random seed round" in cards and "racing" not in cards
+    assert "random (seed)" in dashboard.locator(".alaas-legend").inner_text()
     dashboard.screenshot(path=str(artifacts / "dashboard.png"))
     monitor = page.locator(".alaas-monitor")
     monitor.scroll_into_view_if_needed()
     assert monitor.locator("[data-stage]").count() == 3  # decode, embed, store (arrays)
-    (bad,) = monitor.locator("tbody tr").all()
-    assert "scan-0042.png" in bad.inner_text() and "not found" in bad.inner_text()
+    rows = [row.inner_text() for row in monitor.locator("tbody tr").all()]
+    assert len(rows) == 2 and all("not found" in row for row in rows)
+    assert any("scan-0042.png" in row for row in rows)
     monitor.screenshot(path=str(artifacts / "monitor.png"))
     page.screenshot(path=str(artifacts / "notebook.png"), full_page=True)
 
