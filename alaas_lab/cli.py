@@ -98,15 +98,17 @@ def _fail(command: str, message: str) -> None:
 def _add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run a worker in the foreground",
                        description="Run an alaas_lab worker for CONFIG until stopped (Ctrl-C, "
-                       "SIGTERM or a client's stop()). Clients attach with the connection file "
-                       "SESSION_DIR/worker.json or the printed address.")
+                       "SIGTERM, a client's stop() or al_worker.idle_timeout). Every message is "
+                       "signed with a fresh key that only the connection file "
+                       "SESSION_DIR/worker.json (mode 0600) holds: clients attach with it, "
+                       "e.g. Lab(session_dir=...) or Client(connection_file=...).")
     p.add_argument("config", help="YAML config file (the paper's shape)")
     p.add_argument("--session-dir", default=None,
                    help="journal, log and connection file (default: the config's session_dir, "
                    "else ./alaas_sessions/<name>)")
     p.add_argument("--key-file", default=None,
-                   help="file holding the hex HMAC key clients must share (required to bind "
-                   "an address other than loopback)")
+                   help="file holding the hex HMAC key clients must share (default: a fresh "
+                   "random key, written to the connection file only)")
     p.set_defaults(func=run_serve)
 
 
@@ -118,18 +120,23 @@ def run_serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     session_dir = session_path(config, args.session_dir)
-    key = b""
+    key = None  # the worker makes a fresh one
     if args.key_file:
         try:
             key = bytes.fromhex(Path(args.key_file).read_text().strip())
         except (OSError, ValueError) as exc:
             raise InputError(f"--key-file {args.key_file}: cannot read a hex key ({exc}).") \
                 from None
+        if not key:
+            raise InputError(f"--key-file {args.key_file} is empty; write a hex key into it "
+                             "(e.g. python -c 'import secrets; print(secrets.token_hex(32))') "
+                             "or leave --key-file out for a fresh key.")
     write_session_config(config, session_dir)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    print(f"alaas-lab serve: session {session_dir}; connection file "
-          f"{session_dir / 'worker.json'}", flush=True)
+    print(f"alaas-lab serve: session {session_dir}; connection file (holds the key) "
+          f"{session_dir / 'worker.json'}; attach with Lab(session_dir={str(session_dir)!r}) "
+          "or Client(connection_file=...)", flush=True)
     run_worker(config, session_dir, key=key)
     return 0
 

@@ -6,7 +6,7 @@ torch and no strategy code, so a notebook kernel stays light.
 The paper's three steps run as written::
 
     server = Server(config_path="example.yml"); server.start()
-    client = Client(al_server_url=server.url)        # or Client("localhost:60035")
+    client = server.client()     # or Client(connection_file=".../worker.json")
     client.push_data(data_list, asynchronous=False)
     selected = client.query(budget=10)
 """
@@ -24,23 +24,11 @@ from typing import Any
 import numpy as np
 import zmq
 
-from .errors import AlaasError
+from .errors import AlaasError, ProtocolError, RemoteError, WorkerUnavailable
 from .protocol import Message, Session
 from .push_input import push_input
 
 __all__ = ["Client", "RemoteError", "Selection", "WorkerUnavailable"]
-
-
-class RemoteError(AlaasError):
-    """The worker answered a request with an error; ``ename`` is its class name."""
-
-    def __init__(self, ename: str, evalue: str, content: dict[str, Any]) -> None:
-        super().__init__(f"{ename}: {evalue}")
-        self.ename, self.evalue, self.content = ename, evalue, content
-
-
-class WorkerUnavailable(AlaasError):
-    """No reply from the worker in time: it is busy, gone, or the address is wrong."""
 
 
 @dataclass
@@ -75,11 +63,13 @@ class Client:
     Parameters
     ----------
     al_server_url : str, optional
-        ``host:port``, ``tcp://host:port`` or ``ipc://path``.
-    key : bytes or hex str, default b""
-        The worker's HMAC key (empty for an unsigned loopback worker).
+        ``host:port``, ``tcp://host:port`` or ``ipc://path``; give ``key`` with it.
+    key : bytes or hex str, optional
+        The worker's HMAC key: every worker signs its messages with a fresh key that
+        its connection file holds (``"key"``).
     connection_file : path, optional
-        A worker's ``worker.json``: gives the address and key (instead of the two above).
+        A worker's ``SESSION_DIR/worker.json`` (mode 0600): gives the address and key
+        (instead of the two above). The usual way to attach.
     timeout : float, default 60
         Seconds to wait for a reply before raising :class:`WorkerUnavailable`.
     curve_server_key : str or bytes, optional
@@ -89,18 +79,29 @@ class Client:
         public key must be in the worker's ``authorized/`` folder.
     """
 
-    def __init__(self, al_server_url: str | None = None, *, key: bytes | str = b"",
+    def __init__(self, al_server_url: str | None = None, *, key: bytes | str | None = None,
                  connection_file: str | Path | None = None, timeout: float = 60.0,
                  curve_server_key: str | bytes | None = None,
                  curve_secret_file: str | Path | None = None) -> None:
         if connection_file is not None:
-            info = json.loads(Path(connection_file).read_text())
-            al_server_url, key = info["endpoint"], info.get("key", "")
+            info = _read_connection_file(connection_file)
+            al_server_url, key = info["endpoint"], info["key"]
             curve_server_key = curve_server_key or info.get("curve_server_key") or None
         if al_server_url is None:
-            raise AlaasError("give the worker's address (al_server_url) or its connection_file.")
+            raise AlaasError("give the worker's connection_file (SESSION_DIR/worker.json), or "
+                             "its address (al_server_url) and key.")
         if isinstance(key, str):
-            key = bytes.fromhex(key)
+            try:
+                key = bytes.fromhex(key)
+            except ValueError:
+                raise AlaasError("key must be bytes or the hex string of a worker's connection "
+                                 "file ('key').") from None
+        if not key:
+            raise AlaasError(
+                f"Client({al_server_url!r}) has no key, and every worker signs its messages "
+                "with its own key. Attach with Client(connection_file='SESSION_DIR/"
+                "worker.json') (or server.client(), Lab(session_dir=...)), or pass key= "
+                "(the 'key' in that file).")
         self.url = _endpoint(al_server_url)
         self.key = key
         self.timeout = timeout
@@ -155,7 +156,18 @@ class Client:
                     raise WorkerUnavailable(
                         f"no reply to {msg_type!r} from the worker at {self.url} within "
                         f"{timeout:g} s; is it running (status) and is the address right?")
-                reply = self._wire.recv(self._sock)
+                try:
+                    reply = self._wire.recv(self._sock)
+                except ProtocolError as exc:
+                    if exc.reason != "signature":
+                        raise
+                    # the worker refused our signature, or signed with another key
+                    raise WorkerUnavailable(
+                        f"the worker at {self.url} refused the message, or answered with "
+                        "another key: this client's key is not the worker's (each worker "
+                        "start makes a fresh one). Attach with Client(connection_file="
+                        "'SESSION_DIR/worker.json') (or server.client(), "
+                        "Lab(session_dir=...)).", reason="signature") from None
                 if reply.parent_id == msg_id:
                     break  # else: a late reply to an earlier, timed-out request
         if reply.msg_type == "error":
@@ -249,6 +261,46 @@ class Client:
                                            "max_side": int(max_side)})
         return reply["items"]
 
+    def history(self, since: int | str = 0, include: Sequence[str] | None = None,
+                limit: int | None = None, *, current: bool = False,
+                include_eval: bool = False, labeler: str | None = None,
+                round: int | None = None) -> dict[str, Any]:
+        """What the session's journal holds, read by the worker (``history`` request).
+
+        Parameters
+        ----------
+        since : int or str, default 0
+            The ``cursor`` of a previous reply: then only label rows after it come,
+            and the other sections only if they changed. 0: everything.
+        include : sequence of str, optional
+            Sections among ``labels``, ``rounds``, ``forecasts``, ``eliminations``,
+            ``quarantine``, ``pending``, ``selections`` (default: all).
+        limit : int, optional
+            At most this many label rows; ``more`` is then true: ask again with ``cursor``.
+        current : bool, default False
+            Each item's standing label instead of every journal row (changed answers,
+            retractions with ``label`` None).
+        include_eval : bool, default False
+            Also the evaluation set's labels.
+        labeler : str, optional
+            Only this labeler's label rows.
+        round : int, optional
+            ``selections`` of this round only.
+
+        Returns
+        -------
+        reply : dict
+            One list of dicts per section sent, ``cursor`` (str) and ``more`` (bool);
+            see ``docs/protocol.md``.
+        """
+        content: dict[str, Any] = {"since": since, "current": current,
+                                   "include_eval": include_eval}
+        for name, value in (("include", None if include is None else list(include)),
+                            ("limit", limit), ("labeler", labeler), ("round", round)):
+            if value is not None:
+                content[name] = value
+        return self.request("history", content)
+
     def fit(self) -> dict[str, Any]:
         """Train the last layer on every label now, evaluate, record the round."""
         return self.request("fit")
@@ -318,6 +370,22 @@ class Client:
         sub.connect(self._events_url)
         time.sleep(0.05)  # PUB/SUB joins asynchronously; events before this are missed
         return sub
+
+
+def _read_connection_file(path: str | Path) -> dict[str, Any]:
+    """A worker's ``worker.json``: ``endpoint``, ``key`` (hex) and the rest."""
+    try:
+        info = json.loads(Path(path).read_text())
+        if not (isinstance(info, dict) and info.get("endpoint") and info.get("key")):
+            raise ValueError("no endpoint or key")
+    except FileNotFoundError:
+        raise WorkerUnavailable(f"no worker connection file at {path}: the worker is not "
+                                "running (or has exited); start it (Lab.start, %alaas "
+                                "start, alaas-lab serve).") from None
+    except (OSError, ValueError) as exc:
+        raise AlaasError(f"cannot read the worker connection file {path} ({exc}); it is "
+                         "written by the worker and readable only by its user.") from None
+    return info
 
 
 def _plain(value: Any) -> Any:

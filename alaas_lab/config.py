@@ -100,7 +100,13 @@ class ActiveLearningConfig:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """Where the worker listens. Loopback or ipc by default; other hosts need keys."""
+    """Where the worker listens, and how long it lives.
+
+    Every message is signed with a fresh per-worker key (in the 0600 connection
+    file); a host other than loopback also needs CURVE keys (``curve_dir``).
+    ``idle_timeout`` is how many seconds a worker with no request and no job waits
+    before it exits (0: never); starting the session again resumes it.
+    """
 
     protocol: Literal["tcp", "ipc"] = "tcp"
     host: str = "127.0.0.1"
@@ -108,6 +114,8 @@ class WorkerConfig:
                                                 doc="0 picks a free port"))
     replicas: int = field(default=1, metadata=_spec(minimum=1, maximum=64))
     curve_dir: str | None = None  # CURVE keys (alaas-lab keygen); required beyond loopback
+    idle_timeout: float = field(default=4 * 3600.0, metadata=_spec(
+        minimum=0.0, doc="seconds with no request and no job before the worker exits; 0: never"))
 
 
 @dataclass(frozen=True)

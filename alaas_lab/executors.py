@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .errors import AlaasError, ModelError
+from .errors import ExecutorError, ModelError
 
 __all__ = [
     "BackboneSpec",
@@ -65,10 +65,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "alaas-embed"
-
-
-class ExecutorError(AlaasError):
-    """The Dask cluster cannot be reached, has no workers, or lost a batch for good."""
 
 
 # ---------------------------------------------------------------------- specs

@@ -625,13 +625,14 @@ class Journal:
             )
             return dict(rows.fetchall())
 
-    def label_history(self, item_id: int | None = None) -> list[LabelRecord]:
-        """Every label row, oldest first, optionally for one item only."""
+    def label_history(self, item_id: int | None = None, *, since: int = 0) -> list[LabelRecord]:
+        """Every label row, oldest first, optionally for one item only or after row ``since``."""
         q = "SELECT row_id, item_id, label, labeler, time, round, strategy FROM labels"
-        args: tuple[Any, ...] = ()
+        where, args = ["row_id>?"], [_check_int(since, "since")]
         if item_id is not None:
-            q += " WHERE item_id=?"
-            args = (_check_int(item_id, "item_id"),)
+            where.append("item_id=?")
+            args.append(_check_int(item_id, "item_id"))
+        q += " WHERE " + " AND ".join(where)
         with self._locked() as conn:
             return [LabelRecord(*r) for r in conn.execute(q + " ORDER BY row_id", args)]
 

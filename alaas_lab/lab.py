@@ -10,7 +10,9 @@
 points at one that answers, and otherwise starts one; a worker started on a
 session directory resumes it from the journal. So after a kernel restart the
 same ``start`` call finds the session as it was, and the widgets load its
-history (labels, rounds, forecasts) when they are made.
+history (labels, rounds, forecasts) when they are made. The kernel reads that
+history, and the labels it exports, from the worker (``history`` requests),
+never from the session directory's files, so the worker may run elsewhere.
 """
 
 from __future__ import annotations
@@ -25,11 +27,17 @@ from typing import Any
 from .client import Client, WorkerUnavailable
 from .config import Config, config_diff
 from .errors import AlaasError
+from .protocol.messages import LabelRow
 from .server import Server
-from .widgets import Dashboard, LabelingWidget, PipelineMonitor, _history
+from .widgets import Dashboard, LabelingWidget, PipelineMonitor
 from .widgets._base import budget_total
 
-__all__ = ["Lab"]
+__all__ = ["LABEL_COLUMNS", "Lab"]
+
+#: Columns of :meth:`Lab.labels` and :meth:`Lab.export`.
+LABEL_COLUMNS = tuple(LabelRow.__annotations__)
+#: Label rows per ``history`` request when reading them all.
+_PAGE = 20_000
 
 
 def _is_worker_process(pid: int) -> bool:
@@ -103,11 +111,13 @@ class Lab:
         """
         if self._client is not None:
             try:
-                self._client.hello()
-                return self
+                if self.server.is_alive():  # an idled-out worker: start again at once
+                    self._client.hello()
+                    return self
             except WorkerUnavailable:
-                self._client.close()
-                self._client = None
+                pass
+            self._client.close()
+            self._client = None
         srv = self.server
         if srv.is_alive():
             client = srv.client(timeout=10.0)
@@ -127,11 +137,10 @@ class Lab:
                     "answer; wait for it, or end it with lab.kill() (%alaas stop --kill) "
                     "and start again.")
             srv.connection_file.unlink(missing_ok=True)  # a stale file: the pid was reused
-        existed = _history.journal_file(self.session_dir) is not None
         srv.start(timeout=timeout)
         self._client = srv.client()
-        self._client.hello()
-        self.how = "restarted" if existed else "started"
+        hello = self._client.hello()
+        self.how = "restarted" if hello.get("resumed") else "started"
         return self
 
     def _check_same_config(self, hello: dict[str, Any], client: Client) -> None:
@@ -207,7 +216,7 @@ class Lab:
     # ------------------------------------------------------------ widgets
     def _widget_args(self) -> dict[str, Any]:
         self.client  # noqa: B018 - raises when not started
-        return {"connection_file": self.connection_file, "session_dir": self.session_dir}
+        return {"connection_file": self.connection_file}
 
     def label(self, n: int | None = None, *, keys: Sequence[str] | str | None = None,
               labeler: str | None = None, prefetch: int = 4) -> LabelingWidget:
@@ -247,29 +256,35 @@ class Lab:
 
     # ------------------------------------------------------------ labels out
     def _label_rows(self, history: bool, include_eval: bool) -> list[dict[str, Any]]:
-        rows = _history.label_rows(self.session_dir, history=history, include_eval=include_eval)
-        if rows is None:
-            raise AlaasError(
-                f"no journal at {self.session_dir / 'session.sqlite'}: the labels live with "
-                "the worker's session directory, which is not on this machine (or no worker "
-                "has run there yet).")
-        return rows
+        """Every label row from the worker (``history`` requests, a page at a time)."""
+        rows: list[dict[str, Any]] = []
+        cursor: int | str = 0
+        while True:
+            reply = self.client.history(cursor, ["labels"], _PAGE, current=not history,
+                                        include_eval=include_eval)
+            rows += reply["labels"]
+            cursor = reply["cursor"]
+            if not reply["more"]:
+                return rows
 
     def labels(self, *, history: bool = False, include_eval: bool = False) -> Any:
         """Every current label: a pandas DataFrame (a list of dicts without pandas).
 
         Columns: ``item_id``, ``uri``, ``label``, ``labeler``, ``time`` (ISO 8601,
         UTC), ``round`` and ``strategy`` (the selection that asked for the item),
-        ``row_id`` (the journal row). ``history=True`` gives every journal row, changed
-        answers and retractions (``label`` None) included; ``include_eval=True``
-        adds the evaluation set's labels.
+        ``row_id`` (the journal row), ``model_round`` and ``model_n_labeled`` (the
+        head that chose the item: the last round recorded before the selection, and
+        its label count; None for random picks). ``history=True`` gives every journal
+        row, changed answers and retractions (``label`` None) included;
+        ``include_eval=True`` adds the evaluation set's labels. The worker reads its
+        journal and sends the rows (``history`` requests): this works from any host.
         """
         rows = self._label_rows(history, include_eval)
         try:
             import pandas as pd
         except ImportError:
             return rows
-        return pd.DataFrame(rows, columns=list(_history.LABEL_COLUMNS))
+        return pd.DataFrame(rows, columns=list(LABEL_COLUMNS))
 
     def export(self, path: str | os.PathLike[str], *, history: bool = False,
                include_eval: bool = False) -> Path:
@@ -285,7 +300,7 @@ class Lab:
         rows = self._label_rows(history, include_eval)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        columns = list(_history.LABEL_COLUMNS)
+        columns = list(LABEL_COLUMNS)
         if suffix == ".csv":
             with open(tmp, "w", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, fieldnames=columns)

@@ -29,17 +29,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AlaasError
+from .errors import PipelineError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Pipeline", "PipelineError", "Stage", "StageStats", "ThreadPlan", "thread_plan"]
 
 _END = object()  # sentinel: no more items from upstream
-
-
-class PipelineError(AlaasError):
-    """A stage function raised: the pipeline stopped."""
 
 
 @dataclass

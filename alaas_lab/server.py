@@ -5,6 +5,13 @@ the notebook kernel stays responsive while it fetches, embeds and trains. Its
 session directory holds the journal, the resolved config, the log and the
 connection file; starting a server on a directory that already holds a session
 resumes it.
+
+Each start gives the worker a fresh random HMAC key, which only its connection
+file (mode 0600) holds; :meth:`Server.client`, ``Client(connection_file=...)``
+and ``Lab(session_dir=...)`` read it from there. By default a worker outlives
+the process that started it (a notebook's worker survives a kernel restart)
+until ``al_worker.idle_timeout``; ``with Server(...) as srv:`` or
+``tie_to_parent=True`` ties it to this process instead.
 """
 
 from __future__ import annotations
@@ -25,16 +32,12 @@ import yaml
 
 from .client import Client
 from .config import Config, load_config
-from .errors import AlaasError
-from .worker.loop import CONNECTION_FILE, is_loopback
+from .connection import CONNECTION_FILE
+from .errors import AlaasError, WorkerStartError
 
 __all__ = ["Server", "WorkerStartError", "session_path", "write_session_config"]
 
 CONFIG_FILE = "config.yml"
-
-
-class WorkerStartError(AlaasError):
-    """The worker process exited or did not come up; the message holds its log's tail."""
 
 
 def session_path(config: Config, session_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -95,21 +98,30 @@ class Server:
     session_dir : path, optional
         Default: the config's ``session_dir``, else ``./alaas_sessions/<name>``.
     key : bytes, optional
-        HMAC key for the wire. Default: none on loopback/ipc, a fresh random key
-        for any other host (it is written to the connection file, mode 0600).
+        HMAC key for the wire. Default: a fresh random key at each start. Either
+        way it is written only to the connection file (mode 0600).
+    tie_to_parent : bool, default False
+        Whether the worker exits when this process does (a script's worker). By
+        default it outlives it (a notebook's worker survives a kernel restart)
+        until ``al_worker.idle_timeout``. ``with Server(...)`` sets it.
     """
 
     def __init__(self, config_path: str | os.PathLike[str] | None = None, *,
                  config: Config | dict[str, Any] | None = None,
                  session_dir: str | os.PathLike[str] | None = None,
-                 key: bytes | None = None, log_level: str = "INFO") -> None:
+                 key: bytes | None = None, tie_to_parent: bool = False,
+                 log_level: str = "INFO") -> None:
         if config_path is not None and config is not None:
             raise AlaasError("give config_path or config, not both.")
+        if key is not None and (not isinstance(key, bytes) or len(key) < 16):
+            got = f"{len(key)} bytes" if isinstance(key, bytes) else type(key).__name__
+            raise AlaasError(f"key must be at least 16 random bytes; got {got}. Leave it out "
+                             "for a fresh random key, which clients read from the connection "
+                             "file.")
         self.config = load_config(config_path if config is None else config)
         self.session_dir = session_path(self.config, session_dir)
-        host = self.config.al_worker.host
-        remote = self.config.al_worker.protocol == "tcp" and not is_loopback(host)
-        self.key = key if key is not None else (secrets.token_bytes(32) if remote else b"")
+        self._key = key
+        self.tie_to_parent = tie_to_parent
         self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts: list[dict[str, Any]] = []  # what the supervisor saw and did
@@ -127,6 +139,11 @@ class Server:
     @property
     def url(self) -> str:
         return self.connection()["endpoint"]
+
+    @property
+    def key(self) -> bytes:
+        """The running worker's HMAC key (from its connection file)."""
+        return bytes.fromhex(self.connection()["key"])
 
     def connection(self) -> dict[str, Any]:
         """The running worker's connection info (endpoints, pid, key)."""
@@ -149,11 +166,13 @@ class Server:
             self.connection_file.unlink(missing_ok=True)
         except OSError as exc:
             raise _unwritable(self.session_dir, exc) from None
-        env = {**os.environ, **(env or {}), "ALAAS_KEY": self.key.hex()}
+        key = self._key or secrets.token_bytes(32)  # a fresh key for every worker
+        env = {**os.environ, **(env or {}), "ALAAS_KEY": key.hex()}
+        tie = ["--parent-pid", str(os.getpid())] if self.tie_to_parent else []
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "alaas_lab.worker", "--config", str(config_file),
-                 "--session-dir", str(self.session_dir), "--log-level", self.log_level],
+                 "--session-dir", str(self.session_dir), "--log-level", self.log_level, *tie],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -200,6 +219,8 @@ class Server:
         A death is noticed within ``interval`` seconds. The new worker resumes the
         session (labels, rounds, pending selections; an interrupted push is redone).
         Each restart is appended to :attr:`restarts` and passed to ``on_restart``.
+        A clean exit (exit code 0: a ``stop`` request, SIGTERM, the idle timeout)
+        ends the watch instead.
         """
         if self._supervisor is not None and self._supervisor.is_alive():
             return self
@@ -208,6 +229,8 @@ class Server:
             while not self._stopping.wait(interval):
                 if self.process is None or self.process.poll() is None:
                     continue
+                if self.process.returncode == 0:
+                    return
                 noticed = time.monotonic()
                 event = {"exit_code": self.process.returncode, "noticed": time.time()}
                 self.process = None
@@ -276,6 +299,8 @@ class Server:
             return None
 
     def __enter__(self) -> Server:
+        """Start a worker tied to this process; leaving the block stops it."""
+        self.tie_to_parent = True
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -927,7 +927,7 @@ NB04 = [
     from threadpoolctl import threadpool_limits
 
     import alaas_lab
-    from alaas_lab import Client, Server, datasets, run_pshea, simulate
+    from alaas_lab import Server, datasets, run_pshea, simulate
     from alaas_lab.models import LastLayerHead, ResNet18Backbone, resnet18_trained_on
 
     _blas = threadpool_limits(1, user_api="blas")   # small head fits: one BLAS thread is fastest
@@ -978,7 +978,7 @@ NB04 = [
     measured on the test images.
 
     - **alaas_lab**, the paper's three steps: `Server(config).start()`,
-      `Client(server.url)`, then `push_data(["<pool>/*.png"])` + `query(K)`. The worker
+      `server.client()`, then `push_data(["<pool>/*.png"])` + `query(K)`. The worker
       (model `resnet18` with `weights:` the file above) overlaps reading, decoding and
       embedding. Its initial last layer is trained first, untimed, as round 1: the seed
       images are pushed, selected by one `random` query and labeled (a worker only takes
@@ -1019,7 +1019,7 @@ NB04 = [
             "seed": SEED,
         }
         server = Server(config=config, session_dir=WORK / f"session-{tag}").start()
-        client = Client(al_server_url=server.url, timeout=900)
+        client = server.client(timeout=900)  # reads the worker's key from its connection file
         try:
             # untimed set-up: the evaluation set, and the initial last layer as round 1
             client.push_data(test_images, role="eval", labels=[str(v) for v in test_y])

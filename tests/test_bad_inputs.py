@@ -196,10 +196,10 @@ def test_wire_garbage_and_other_protocol_versions(tmp_path):
             assert sock.poll(5000), f"no answer to {frames!r}"
             reply = sock.recv_multipart()
             assert b'"msg_type":"error"' in reply[reply.index(DELIM) + 2]
-        wire = Session()
-        sig, header, content = wire.serialize("status", {})
+        wire = Session(server.key)
+        _, header, content = wire.serialize("status", {})
         header = json.dumps({**json.loads(bytes(header)), "version": "2.0"}).encode()
-        sock.send_multipart([DELIM, sig, header, content])
+        sock.send_multipart([DELIM, wire.sign([header, content]), header, content])
         assert sock.poll(5000)
         reply = sock.recv_multipart()
         body = reply[reply.index(DELIM) + 3]

@@ -499,7 +499,7 @@ def test_error_content_and_error_frames():
     assert content["evalue"] == "bad value"
     assert content["item_id"] == 7
     assert any("bad value" in line for line in content["traceback"])
-    assert error_content("plain") == {"ename": "Error", "evalue": "plain"}
+    assert error_content("plain") == {"ename": "Error", "evalue": "plain", "reason": "error"}
 
     s = Session(KEY)
     exc = ProtocolError("nope", reason="replay", header={"msg_id": "abc"})

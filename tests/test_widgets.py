@@ -429,7 +429,7 @@ def test_dashboard_follows_round_results_and_loads_pshea_history(lab, digits):
         journal.record_forecast(2, "margin", predicted=0.55)
         journal.record_forecast(2, "entropy", predicted=0.41, eliminated=True,
                                 reason="lowest forecast")
-    fresh = Dashboard(connection_file=lab.connection_file, session_dir=lab.session_dir, poll=0)
+    fresh = Dashboard(connection_file=lab.connection_file, poll=0)
     try:
         assert {(r["round"], r["strategy"]) for r in fresh.results} == {(1, "random"),
                                                                        (1, "margin")}
@@ -491,8 +491,7 @@ def test_pshea_rounds_drive_the_labeler_and_dashboard(tmp_path, cache_dir, digit
         assert mine[(3, out["strategy"])] == pytest.approx(out["predicted"])
         assert out["strategy"] not in dash.active
         # a restarted kernel's dashboard reads the same race from the journal
-        again = Dashboard(connection_file=lab.connection_file, session_dir=lab.session_dir,
-                          poll=0)
+        again = Dashboard(connection_file=lab.connection_file, poll=0)
         try:
             assert again.results == dash.results and again.eliminations[0]["strategy"] == \
                 out["strategy"]
@@ -564,7 +563,8 @@ def test_export_and_labels_table(lab, digits, tmp_path):
     assert w.flush(10)
     table = lab.labels()
     assert list(table.columns) == ["item_id", "uri", "label", "labeler", "time", "round",
-                                   "strategy", "row_id"]
+                                   "strategy", "row_id", "model_round", "model_n_labeled"]
+    assert table["model_round"].isna().all()  # round 1: random picks, no model chose them
     assert table["item_id"].tolist() == ids
     assert table["label"].tolist() == [str(y[i]) for i in ids[:4]] + ["7"]
     assert set(table["labeler"]) == {"tester"} and set(table["strategy"]) == {"random"}

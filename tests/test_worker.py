@@ -135,7 +135,7 @@ def server(tmp_path):
 def test_papers_three_steps_and_events(server, digits):
     X, y = digits
     srv = server()
-    client = Client(al_server_url=srv.url)
+    client = Client(al_server_url=srv.url, key=srv.key)  # or srv.client()
     events = []
     unsubscribe = client.subscribe(events.append)
     reply = client.push_data(X[:800], asynchronous=False)
@@ -297,15 +297,18 @@ def test_serve_from_a_terminal_and_a_remote_host_needs_a_key(tmp_path):
 
 
 def test_a_keyed_worker_refuses_clients_without_the_key(tmp_path):
-    from alaas_lab.errors import ProtocolError
+    from alaas_lab.client import WorkerUnavailable
+    from alaas_lab.errors import AlaasError
 
     srv = Server(config=make_config(tmp_path), session_dir=tmp_path / "s",
                  key=b"k" * 32).start()
     try:
         assert srv.client().status()["state"] == "idle"  # the connection file has the key
-        for key in (b"", b"wrong" * 8):
-            with pytest.raises(ProtocolError, match="sign"):
-                Client(srv.url, key=key, timeout=5).status()
+        assert srv.key == b"k" * 32
+        with pytest.raises(AlaasError, match="has no key"):
+            Client(srv.url)
+        with pytest.raises(WorkerUnavailable, match="refused the message"):
+            Client(srv.url, key=b"wrong" * 8, timeout=5).status()
     finally:
         srv.kill()
 

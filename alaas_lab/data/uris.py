@@ -98,7 +98,8 @@ class _Lister:
             if cause is not None and classify_error(cause).reason == "not found":
                 raise DataError(
                     f"{source!r} does not exist — check the path (and for buckets the bucket and "
-                    "prefix), or pass a glob such as 'dir/*.png'."
+                    "prefix), or pass a glob such as 'dir/*.png'.",
+                    reason="not_found",
                 ) from cause
             raise
         if info.get("type") == "directory":
@@ -304,7 +305,8 @@ def expand(
         raise DataError(
             f"no files found in {named} — check that the path exists and is spelled right "
             "(globs are case-sensitive), that bucket and prefix are right, that the folder or "
-            "manifest is not empty, and that the credentials may list it."
+            "manifest is not empty, and that the credentials may list it.",
+            reason="not_found",
         )
     if empty:
         warnings.warn(

@@ -6,6 +6,8 @@ tests a content dict against the spec (on send and on receive).
 
 from __future__ import annotations
 
+import datetime as _dt
+import functools
 import re
 import types
 from collections.abc import Mapping, Sequence
@@ -43,10 +45,45 @@ class _PushDataReplyRequired(TypedDict):
     n_items: int
 
 
-class PushDataReplyContent(_PushDataReplyRequired, total=False):
-    """``push_data_reply``: pool indices of the pushed items, in order."""
+class StageReport(TypedDict):
+    """One pipeline stage's counters (``progress`` events, push replies)."""
 
-    n_new: int
+    name: str
+    workers: int
+    items_in: int
+    items_out: int
+    calls: int
+    busy_s: float
+    queue_depth: int
+    queue_capacity: int
+    items_per_s: float
+
+
+class _PipelineReportRequired(TypedDict):
+    wall_s: float
+    stages: list[StageReport]
+
+
+class PipelineReport(_PipelineReportRequired, total=False):
+    """Per-stage statistics of one push; ``executor`` describes a Dask cluster."""
+
+    executor: dict
+
+
+class PushDataReplyContent(_PushDataReplyRequired, total=False):
+    """``push_data_reply``: pool indices of the pushed items, in order.
+
+    With ``wait=False`` the reply comes at once with ``queued: True`` and empty
+    ``item_ids``; the counts arrive in the ``push_done`` event.
+    """
+
+    n_new: int  # items the pool did not hold before
+    cache_hits: int
+    embedded: int
+    quarantined: list[int]  # item ids of this push set aside (see status()["quarantine"])
+    seconds: float
+    pipeline: PipelineReport | dict  # {} when nothing had to be embedded
+    queued: bool
 
 
 class _QueryRequired(TypedDict):
@@ -65,10 +102,19 @@ class _QueryReplyRequired(TypedDict):
 
 
 class QueryReplyContent(_QueryReplyRequired, total=False):
-    """``query_reply``: the items to label, best first."""
+    """``query_reply``: the items to label, best first.
+
+    PSHEA (``strategy: auto``) adds each candidate's picks (``selections``), whether
+    the round was resumed after a restart, the surviving candidates, and ``result``
+    when every pick was labeled already (the round's ``fit_reply``).
+    """
 
     uris: list[str]
     strategy: str
+    selections: dict  # {strategy: [item_id, ...]}
+    resumed: bool
+    survivors: list[str]
+    result: dict
 
 
 class _LabelRequired(TypedDict):
@@ -122,16 +168,59 @@ class _StatusReplyRequired(TypedDict):
     state: str
 
 
+class RoundRecord(TypedDict):
+    """One strategy's result in one round, as the journal holds it."""
+
+    round: int
+    strategy: str
+    n_labeled: int
+    top1: float | None
+    top5: float | None
+    time: float  # seconds since the epoch
+    extra: dict  # n_eval, fit_s; PSHEA: predicted, forecast, forecast_std, seed
+
+
+class AutoStatus(TypedDict):
+    """PSHEA's run so far (``status_reply["auto"]``)."""
+
+    round: int
+    candidates: list[str]
+    survivors: list[str]
+    eliminated: dict  # {strategy: reason}
+    labels_unique: int
+    labels_sum: int
+    best_accuracy: float | None
+    stopped: bool
+    stop_reason: str | None
+    winner: str | None
+    forecasts: dict  # {strategy: predicted next top-1 or None}
+
+
 class StatusReplyContent(_StatusReplyRequired, total=False):
-    """``status_reply``: what the worker is doing and how far it got."""
+    """``status_reply``: what the worker is doing and how far it got.
+
+    ``state`` is the running job (``idle``, ``push``, ``query``, ``fit``);
+    ``budget_left`` is None without ``budget.total``; ``quarantine`` maps item ids
+    (as strings: JSON keys) to why they were set aside.
+    """
 
     n_items: int
-    n_labeled: int
+    n_embedded: int
+    n_quarantined: int
+    n_labeled: int  # pool labels, the evaluation set not counted
+    n_eval: int
+    n_pending: int  # queued for labeling, not answered yet
     round: int
     strategies: list[str]
     eliminated: list[str]
+    budget_left: int | None
+    classes: list[str]
+    rounds: list[RoundRecord]
+    auto: AutoStatus
     pid: int
     protocol_version: str
+    quarantine: dict
+    jobs_queued: int
 
 
 class StopContent(TypedDict, total=False):
@@ -151,13 +240,14 @@ class StopReplyContent(_StopReplyRequired, total=False):
 class _ErrorRequired(TypedDict):
     ename: str
     evalue: str
+    reason: str  # a code of alaas_lab.errors.REASONS: branch on it, never on evalue
 
 
 class ErrorContent(_ErrorRequired, total=False):
     """``error``: a reply to a failed request, or an event; extra keys name the item."""
 
-    reason: str
     traceback: list[str]
+    job: str  # worker_error events: the background job that failed
 
 
 class _ProgressRequired(TypedDict):
@@ -166,12 +256,19 @@ class _ProgressRequired(TypedDict):
 
 
 class ProgressContent(_ProgressRequired, total=False):
-    """``progress`` event: ``done`` of ``total`` (``None`` if unknown) in ``stage``."""
+    """``progress`` event: ``done`` of ``total`` (``None`` if unknown) in ``stage``.
+
+    ``stage`` is ``pipeline`` (a push: with per-stage ``stages`` and ``wall_s``) or
+    ``pshea`` (rounds of the automatic mode, with a ``message``).
+    """
 
     total: int | None
     unit: str
     message: str
     round: int
+    stages: list[StageReport]
+    wall_s: float
+    executor: dict
 
 
 class _RoundResultRequired(TypedDict):
@@ -181,11 +278,41 @@ class _RoundResultRequired(TypedDict):
 
 
 class RoundResultContent(_RoundResultRequired, total=False):
-    """``round_result`` event: accuracy of one strategy after one round."""
+    """``round_result`` event: accuracy of one strategy after one round.
+
+    PSHEA adds the accuracy it had predicted for this round, its forecast for the
+    next, whether the strategy was eliminated now, and ``replay`` for a round
+    published again after a restart.
+    """
 
     top1: float | None
     top5: float | None
     forecast: float | None
+    predicted: float | None
+    eliminated: bool
+    replay: bool
+    n_eval: int
+    fit_s: float
+
+
+class FitReplyContent(_RoundResultRequired, total=False):
+    """``fit_reply``: the round just recorded (PSHEA: the best candidate's accuracy).
+
+    PSHEA adds ``best``, each candidate's ``results``, the strategies ``eliminated``
+    now, the ``survivors``, and whether (why, with which ``winner``) it stopped.
+    """
+
+    top1: float | None
+    top5: float | None
+    n_eval: int
+    fit_s: float
+    best: str
+    eliminated: list[str]
+    results: dict  # {strategy: {top1, top5, n_labeled, n_eval, fit_s}}
+    survivors: list[str]
+    stopped: bool
+    stop_reason: str | None
+    winner: str | None
 
 
 class _EliminatedRequired(TypedDict):
@@ -197,6 +324,7 @@ class EliminatedContent(_EliminatedRequired, total=False):
     """``eliminated`` event: PSHEA removed a strategy."""
 
     predicted: float | None
+    actual: float | None
     reason: str
 
 
@@ -209,6 +337,7 @@ class QuarantinedContent(_QuarantinedRequired, total=False):
     """``quarantined`` event: an item could not be fetched or decoded."""
 
     uri: str
+    stage: str  # "fetch" or "decode"
 
 
 class HelloContent(TypedDict, total=False):
@@ -229,6 +358,7 @@ class HelloReplyContent(_HelloReplyRequired, total=False):
     classes: list[str]
     data_kind: str  # the config's data.kind: how the client reads strings it pushes
     config: dict  # the config the worker runs, as Config.to_dict() gives it
+    resumed: bool  # the worker found a session in its journal when it started
 
 
 class FitContent(TypedDict, total=False):
@@ -245,6 +375,8 @@ class PushDoneContent(_PushDoneRequired, total=False):
     cache_hits: int
     embedded: int
     seconds: float
+    pipeline: PipelineReport | dict
+    quarantined: list[int]
 
 
 class _ItemDataRequired(TypedDict):
@@ -264,6 +396,87 @@ class _ItemDataReplyRequired(TypedDict):
 class ItemDataReplyContent(_ItemDataReplyRequired, total=False):
     """``item_data_reply``: per item ``kind`` (image|text|array|error), ``data`` PNG bytes
     or ``text``, ``uri``."""
+
+
+def iso_time(t: float) -> str:
+    """A time in content: ISO 8601 in UTC, to the millisecond (such strings sort as times)."""
+    return _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+#: Sections of a ``history`` reply, in this order.
+HISTORY_SECTIONS = ("labels", "rounds", "forecasts", "eliminations", "quarantine", "pending",
+                    "selections")
+
+
+class HistoryContent(TypedDict, total=False):
+    """``history`` request: what the session's journal holds, since a cursor.
+
+    ``since`` is a reply's ``cursor`` (or an int: label rows after that journal row,
+    every other section whole); 0, the default, asks for everything. ``include``
+    names sections of :data:`HISTORY_SECTIONS` (default: all). ``limit`` caps the
+    label rows (then ``more`` is true: ask again with the cursor). Labels are every
+    journal row (changed answers, and retractions with ``label`` None) unless
+    ``current`` (each item's standing label only); ``include_eval`` adds the
+    evaluation set's, ``labeler`` keeps one labeler's. ``round`` limits ``selections``.
+    """
+
+    since: int | str
+    include: list[str]
+    limit: int
+    current: bool
+    include_eval: bool
+    labeler: str
+    round: int
+
+
+class LabelRow(TypedDict):
+    """A ``history`` label row (its keys are the columns of ``Lab.labels()``).
+
+    ``round`` and ``strategy`` name the selection that asked for the item;
+    ``model_round`` and ``model_n_labeled`` the head that chose it (the last round
+    the journal recorded before that selection, and the labels it was fitted on),
+    None when no head did (random or embedding-only picks, labels nobody asked for).
+    """
+
+    item_id: int
+    uri: str
+    label: int | str | None
+    labeler: str | None
+    time: str  # ISO 8601, UTC
+    round: int | None
+    strategy: str | None
+    row_id: int
+    model_round: int | None
+    model_n_labeled: int | None
+
+
+class _HistoryReplyRequired(TypedDict):
+    cursor: str
+    more: bool
+
+
+class HistoryReplyContent(_HistoryReplyRequired, total=False):
+    """``history_reply``: the sections asked for, and the ``cursor`` to ask again with.
+
+    ``labels`` (:class:`LabelRow`, oldest first) holds only rows after the cursor.
+    The other sections are the journal's whole state, sent only when it changed
+    since the cursor (a section that is left out did not): ``rounds`` (``round``,
+    ``strategy``, ``n_labeled``, ``top1``, ``top5``, ``time``), ``forecasts``
+    (``round`` predicted, ``strategy``, ``predicted``), ``eliminations`` (``round``,
+    ``strategy``, ``predicted``: the forecast that removed it, ``reason``),
+    ``quarantine`` (``item_id``, ``uri``, ``stage``, ``reason``), ``pending``
+    (selected, not labeled: ``item_id``, ``round``, ``strategy``) and ``selections``
+    (``item_id``, ``round``, ``strategy``); an item several strategies picked comes
+    once, its ``strategy`` e.g. ``"margin, entropy"``.
+    """
+
+    labels: list[dict]
+    rounds: list[dict]
+    forecasts: list[dict]
+    eliminations: list[dict]
+    quarantine: list[dict]
+    pending: list[dict]
+    selections: list[dict]
 
 
 MessageKind = Literal["request", "reply", "event"]
@@ -332,10 +545,12 @@ for _name, _spec, _kind in (
     ("hello", HelloContent, "request"),
     ("hello_reply", HelloReplyContent, "reply"),
     ("fit", FitContent, "request"),
-    ("fit_reply", RoundResultContent, "reply"),
+    ("fit_reply", FitReplyContent, "reply"),
     ("push_done", PushDoneContent, "event"),
     ("item_data", ItemDataContent, "request"),
     ("item_data_reply", ItemDataReplyContent, "reply"),
+    ("history", HistoryContent, "request"),
+    ("history_reply", HistoryReplyContent, "reply"),
     ("worker_error", ErrorContent, "event"),
     ("progress", ProgressContent, "event"),
     ("round_result", RoundResultContent, "event"),
@@ -377,13 +592,42 @@ def _matches(value: Any, tp: Any) -> bool:
         return all(_matches(v, item_tp) for v in value)
     if origin is dict or tp is dict:
         return isinstance(value, dict)
+    if _is_typeddict(tp):
+        return isinstance(value, dict) and _typeddict_problem(value, tp) is None
     if isinstance(tp, type):
         return isinstance(value, tp)
     return True
 
 
+def _is_typeddict(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__required_keys__")
+
+
+@functools.cache
+def _nested_hints(tp: type) -> dict[str, Any]:
+    return get_type_hints(tp)
+
+
+def _typeddict_problem(value: Mapping[str, Any], tp: Any) -> str | None:
+    missing = sorted(k for k in tp.__required_keys__ if k not in value)
+    if missing:
+        return f"missing required field(s) {missing}"
+    for key, hint in _nested_hints(tp).items():
+        if key in value and not _matches(value[key], hint):
+            got = value[key]
+            shown = repr(got) if len(repr(got)) < 60 else f"a {type(got).__name__}"
+            return f"field {key!r} must be {_type_name(hint)}; got {shown}"
+    return None
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def undeclared(msg_type: str, content: Mapping[str, Any]) -> list[str]:
+    """Keys of ``content`` that ``msg_type``'s spec does not declare (tests hold the
+    worker to its schemas with this; receivers accept extra keys)."""
+    return sorted(k for k in content if k not in _HINTS[msg_type])
 
 
 def check_content(msg_type: str, content: Mapping[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import InputError, ProtocolError
+from ..errors import AlaasError, InputError, ProtocolError
 from .codec import decode_tree, dumps, encode_tree, loads
 from .messages import MESSAGE_TYPES, check_content
 
@@ -85,19 +85,22 @@ def error_content(exc_or_msg: BaseException | str, **fields: Any) -> dict[str, A
     Returns
     -------
     dict
-        ``{"ename", "evalue", ["reason"], ["traceback"], **fields}``.
+        ``{"ename", "evalue", "reason", ["traceback"], **fields}``; ``reason`` is the
+        exception's code (:data:`~alaas_lab.errors.REASONS`), ``"internal"`` for an
+        exception that is not an :class:`~alaas_lab.errors.AlaasError`.
     """
     if isinstance(exc_or_msg, BaseException):
         content: dict[str, Any] = {"ename": type(exc_or_msg).__name__, "evalue": str(exc_or_msg)}
         reason = getattr(exc_or_msg, "reason", None)
-        if isinstance(reason, str):
-            content["reason"] = reason
+        # an exception of ours names its code; anything else is a bug in the worker
+        content["reason"] = reason if isinstance(reason, str) and isinstance(
+            exc_or_msg, AlaasError) else "internal"
         if exc_or_msg.__traceback__ is not None:
             content["traceback"] = _traceback.format_exception(
                 type(exc_or_msg), exc_or_msg, exc_or_msg.__traceback__
             )
     else:
-        content = {"ename": "Error", "evalue": str(exc_or_msg)}
+        content = {"ename": "Error", "evalue": str(exc_or_msg), "reason": "error"}
     content.update(fields)
     return content
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_random_state
-from ..errors import InputError
+from ..errors import InputError, StrategyError
 from ._common import check_pool, mean_probs
 
 __all__ = [
@@ -36,10 +36,6 @@ __all__ = [
 #: What a strategy may need: ``"probs"`` ([N, C]), ``"mc_probs"`` ([T, N, C]), ``"embeddings"``.
 INPUTS = frozenset({"probs", "mc_probs", "embeddings"})
 _STANDARD = ("probs", "embeddings", "labeled", "rng")
-
-
-class StrategyError(InputError):
-    """A registered strategy returned something other than k distinct unlabeled indices."""
 
 
 @dataclasses.dataclass(frozen=True)

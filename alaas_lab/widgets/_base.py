@@ -160,6 +160,21 @@ class RefreshingWidget(SessionWidget):
                 self._update(state="error", error=f"the worker does not answer: {exc}")
             return None
 
+    def _worker_history(self, include: list[str]) -> dict[str, Any] | None:
+        """The ``history`` sections that changed since the last call (None on failure).
+
+        The first call gets them all; later ones pass the reply's cursor, so an
+        unchanged section does not come again.
+        """
+        try:
+            reply = self._client.history(getattr(self, "_cursor", 0), include)
+        except Exception as exc:
+            if not self.stopped:
+                self._update(state="error", error=f"the worker sent no history: {exc}")
+            return None
+        self._cursor = reply["cursor"]
+        return reply
+
     def _refresh_loop(self, client: Client, poll: float) -> None:
         try:
             while not self._closed.is_set():

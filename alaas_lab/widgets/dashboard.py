@@ -2,17 +2,18 @@
 
 It draws the paper's Fig. 5a live: one solid line of measured top-1 accuracy per
 strategy and a dashed line of the forecaster's predictions, with an elimination
-timeline below. The history comes from the journal (or ``status`` for a worker
-on another host) when the widget is made, so a restarted kernel shows the whole
-session; then ``round_result`` and ``eliminated`` events extend it, and a light
-``status`` poll keeps the budget current. With one strategy it is a learning curve.
+timeline below. The worker sends the session's rounds, forecasts and eliminations
+(a ``history`` request) when the widget is made, so a restarted kernel shows the
+whole session; then ``round_result`` and ``eliminated`` events extend it, and a
+light poll (``status``, and ``history`` with its cursor: only what changed) keeps
+the budget and the curves current. With one strategy it is a learning curve.
 
 Forecast convention
 -------------------
 A ``round_result`` for round ``r`` carries ``forecast``: the accuracy predicted
 for round ``r + 1`` (PSHEA's a*, made after round ``r``), unless the event names
-the target round in ``forecast_round``. Journal ``forecasts`` rows are keyed by
-the round they predict. An ``eliminated`` event's ``predicted`` is the forecast
+the target round in ``forecast_round``. ``history``'s ``forecasts`` rows are
+keyed by the round they predict. An ``eliminated`` event's ``predicted`` is the forecast
 that removed the strategy.
 """
 
@@ -25,13 +26,15 @@ from typing import Any
 import traitlets
 
 from ..client import Client
-from . import _history
 from ._base import JS_DIR, RefreshingWidget, budget_total, connect
 
 __all__ = ["Dashboard"]
 
 #: What the worker selects with before a model exists (``worker/state.py: SEED_STRATEGY``).
 _SEED_STRATEGY = "random"
+#: The ``history`` sections the dashboard draws, and the keys of a result row.
+_CURVES = ["rounds", "forecasts", "eliminations"]
+_RESULT_KEYS = ("round", "strategy", "n_labeled", "top1", "top5")
 
 
 def _upsert(rows: list[dict[str, Any]], row: dict[str, Any], keys: tuple[str, ...]
@@ -77,12 +80,11 @@ class Dashboard(RefreshingWidget):
     ----------
     client, connection_file
         As for :class:`~alaas_lab.widgets.LabelingWidget`.
-    session_dir : path, optional
-        The session's directory, to read forecasts and eliminations from its journal.
     target : float, optional
     budget_total : int, optional
     poll : float, default 2.0
-        Seconds between ``status`` requests (budget spent); 0 disables polling.
+        Seconds between ``status`` and ``history`` requests (budget spent, rounds,
+        forecasts); 0 disables polling.
     """
 
     _esm = JS_DIR / "dashboard.js"
@@ -101,12 +103,10 @@ class Dashboard(RefreshingWidget):
     updated = traitlets.Float(0.0).tag(sync=True)
 
     def __init__(self, client: Client | None = None, *,
-                 connection_file: str | Path | None = None,
-                 session_dir: str | Path | None = None, target: float | None = None,
+                 connection_file: str | Path | None = None, target: float | None = None,
                  budget_total: int | None = None, poll: float = 2.0,
                  start: bool = True) -> None:
         super().__init__(target=target)
-        self.session_dir = None if session_dir is None else Path(session_dir)
         self._budget_total = budget_total
         self._poll = poll
         self._configured: set[str] = set()  # what the session races: a seed is none of them
@@ -116,44 +116,39 @@ class Dashboard(RefreshingWidget):
 
     def start(self) -> Dashboard:
         """Load the history, then follow events (and poll status) until :meth:`shutdown`."""
-        self.refresh(history=True)
+        self.refresh()
         self._subscribe(self._client, self.on_event, ["round_result", "eliminated", "progress"])
         self._start_refresher(self._client, self._poll)
         return self
 
     # ------------------------------------------------------------ history + status
-    def refresh(self, *, history: bool = False) -> None:
-        """Ask the worker's status (and reload the journal's history if ``history``)."""
+    def refresh(self) -> None:
+        """Ask the worker's status and what changed in its rounds, forecasts, eliminations."""
         if self.stopped:
             return
         status = self._worker_status()
-        if status is None:
+        past = None if status is None else self._worker_history(_CURVES)
+        if status is None or past is None:
             return
         auto = status.get("auto") or {}
         with self._state():
             self._configured |= {*(status.get("strategies") or []),
                                  *(status.get("eliminated") or []),
                                  *(auto.get("candidates") or [])}
-            if history:
-                self._load_history(status)
+            self._merge_history(past)
             self._apply_status(status)
             self.state, self.error, self.updated = "live", "", time.time()
 
-    def _load_history(self, status: dict[str, Any]) -> None:
-        past = _history.curve_history(self.session_dir)
-        if past is None:  # not on this machine: status carries the rounds
-            past = {"rounds": [{k: r.get(k) for k in ("round", "strategy", "n_labeled", "top1",
-                                                       "top5")}
-                               for r in status.get("rounds") or []],
-                    "forecasts": [], "eliminations": []}
+    def _merge_history(self, past: dict[str, Any]) -> None:
+        """Merge a ``history`` reply's sections (those it holds: the ones that changed)."""
         results = list(self.results)
-        for r in past["rounds"]:
-            results = _upsert(results, r, ("round", "strategy"))
+        for r in past.get("rounds") or []:
+            results = _upsert(results, {k: r.get(k) for k in _RESULT_KEYS}, ("round", "strategy"))
         forecasts = list(self.forecasts)
-        for f in past["forecasts"]:
+        for f in past.get("forecasts") or []:
             forecasts = _upsert(forecasts, f, ("round", "strategy"))
         eliminations = list(self.eliminations)
-        for e in past["eliminations"]:
+        for e in past.get("eliminations") or []:
             if not any(x["strategy"] == e["strategy"] for x in eliminations):
                 eliminations = _upsert(eliminations, e, ("strategy",))
         self.results, self.forecasts, self.eliminations = results, forecasts, eliminations
@@ -195,7 +190,7 @@ class Dashboard(RefreshingWidget):
             return
         with self._state():
             if event.msg_type == "round_result":
-                row = {k: c.get(k) for k in ("round", "strategy", "n_labeled", "top1", "top5")}
+                row = {k: c.get(k) for k in _RESULT_KEYS}
                 self.results = _upsert(list(self.results), row, ("round", "strategy"))
                 if c.get("predicted") is not None:  # what was forecast for this round
                     self.forecasts = _upsert(list(self.forecasts), {

@@ -13,7 +13,9 @@ sends ``{"type": "answer", "seq", "item_id", "label"}`` and skips the items it h
 answered but whose ``seq`` the kernel has not acknowledged (``acked``) yet. The
 kernel's handler only moves the item to the history and puts the answer on a
 queue; a sender thread (its own socket) sends it to the worker, which journals it
-before replying. A prefetch thread (another socket) keeps the first
+before replying. What the widget resumes (pending items, the answers Undo can take
+back, who picked each item) it asks the worker for (``history``); it never opens
+the worker's files. A prefetch thread (another socket) keeps the first
 ``prefetch + 1`` queued items loaded (``item_data``) and, once every item of the
 current selection is answered, asks for the next selection (``query``) while the
 worker retrains. Nothing in the shell thread waits on the worker.
@@ -43,7 +45,7 @@ import traitlets
 
 from ..client import Client, RemoteError
 from ..errors import InputError
-from . import _history
+from ..protocol.messages import iso_time
 from ._base import JS_DIR, SessionWidget, budget_total, connect
 from .keys import ACTION_CODES, key_map
 
@@ -55,10 +57,10 @@ logger = logging.getLogger(__name__)
 N_SLOTS = 6
 #: How many past answers Undo can take back.
 UNDO_DEPTH = 10
-#: What the worker says when there is nothing more to ask: the session is done, not failed.
-_FINISHED = ("pool items are embedded",  # the pool is used up
-             "asks for more labels than",  # the label budget is spent
-             "PSHEA has stopped")  # target reached, budget or rounds spent: a winner
+#: Error codes (``RemoteError.reason``) of a query that mean the session is done.
+_FINISHED = frozenset({"pool_exhausted",  # the pool is used up
+                       "budget_spent", "over_budget",  # the label budget is (nearly) spent
+                       "session_finished"})  # PSHEA stopped: target, budget or rounds
 
 
 @dataclass
@@ -165,8 +167,6 @@ class LabelingWidget(SessionWidget):
         A client of the worker; the widget opens its own sockets to the same address.
     connection_file : path, optional
         The worker's ``worker.json`` (instead of ``client``).
-    session_dir : path, optional
-        Where the journal is, to resume pending items and Undo after a restart.
     n : int, optional
         Items to ask for per selection. Default: the config's ``budget.per_round``.
     budget_total, round_budget : int, optional
@@ -205,8 +205,7 @@ class LabelingWidget(SessionWidget):
     autofocus = traitlets.Bool(True).tag(sync=True)
 
     def __init__(self, client: Client | None = None, *,
-                 connection_file: str | Path | None = None,
-                 session_dir: str | Path | None = None, n: int | None = None,
+                 connection_file: str | Path | None = None, n: int | None = None,
                  budget_total: int | None = None, round_budget: int | None = None,
                  classes: Sequence[str] | None = None,
                  keys: Sequence[str] | str | None = None, labeler: str | None = None,
@@ -219,7 +218,6 @@ class LabelingWidget(SessionWidget):
             raise InputError(f"n (items per selection) must be an int >= 1; got {n!r}; "
                              "leave it out for the config's budget.per_round.")
         super().__init__(labeler=labeler or _default_labeler(), autofocus=autofocus)
-        self.session_dir = None if session_dir is None else Path(session_dir)
         self.prefetch = prefetch
         self._n = n or round_budget
         self._budget_total = budget_total
@@ -243,6 +241,7 @@ class LabelingWidget(SessionWidget):
         self._ready = threading.Event()
         self._wake = threading.Event()
         self._answers: queue.Queue[tuple[int, Any] | None] = queue.Queue()
+        self._last_row = 0  # journal row of the last answer the worker acknowledged
         self._send_failing = False
         if classes is not None:
             self._set_classes(list(classes))
@@ -474,7 +473,7 @@ class LabelingWidget(SessionWidget):
 
         A request that timed out may still reach the worker when it wakes up, so a
         blind resend could land *after* a later retraction of the same item. Once the
-        worker answers again, the journal tells whether the first request arrived.
+        worker answers again, its history tells whether the first request arrived.
         """
         client = self._answer_client
         what = "retraction" if label is None else f"label {label!r}"
@@ -483,7 +482,7 @@ class LabelingWidget(SessionWidget):
         while True:
             sent_at = time.time() - 1.0
             try:
-                client.label(item_id, label, labeler=self.labeler)
+                self._last_row = client.label(item_id, label, labeler=self.labeler)
                 break
             except RemoteError as exc:  # refused: retrying will not help
                 self._update(error=f"the worker refused the {what} for item {item_id}: "
@@ -493,7 +492,8 @@ class LabelingWidget(SessionWidget):
                 self._send_failing = True
                 self._update(error=f"could not save the answer for item {item_id} ({exc}); "
                                    "retrying — answers are kept in order.")
-            while True:  # wait until the worker answers again
+            landed = None
+            while landed is None:  # wait until the worker answers, then ask what it holds
                 if self._closed.is_set() and time.monotonic() > give_up:
                     logger.error("labeling widget closed; the %s for item %d is not saved",
                                  what, item_id)
@@ -501,17 +501,26 @@ class LabelingWidget(SessionWidget):
                 attempt += 1
                 try:
                     client.hello()
-                    break
+                    time.sleep(0.2)  # let a request still in flight land first
+                    landed = self._landed(item_id, label, sent_at)
                 except Exception:
                     time.sleep(min(5.0, 0.25 * 2 ** attempt))
-            time.sleep(0.2)  # let a request still in flight land first
-            landed = _history.has_label_row(self.session_dir, item_id, label, self.labeler,
-                                            sent_at)
             if landed:
                 break
         if self._send_failing:
             self._send_failing = False
             self._update(error="")
+
+    def _landed(self, item_id: int, label: Any, since: float) -> bool:
+        """Whether the worker holds ``label`` for ``item_id`` by this labeler, sent after ``since``.
+
+        Asks for this labeler's rows after the last acknowledged one (``history``).
+        """
+        rows = self._answer_client.history(self._last_row, ["labels"],
+                                           labeler=self.labeler)["labels"]
+        after = iso_time(since)  # the worker's format: such strings compare as times
+        return any(r["item_id"] == item_id and r["label"] == label and r["time"] >= after
+                   for r in rows)
 
     # ------------------------------------------------------------ prefetch thread
     def _prefetch_loop(self) -> None:
@@ -548,7 +557,7 @@ class LabelingWidget(SessionWidget):
             self._wake.wait(1.0)
 
     def _bootstrap(self) -> None:
-        """Classes, budget and progress from the worker; pending items and Undo from the journal."""
+        """Classes, budget and progress from the worker; pending items and Undo from its history."""
         client = self._fetch_client
         hello = client.hello()
         if not self.classes:
@@ -557,15 +566,16 @@ class LabelingWidget(SessionWidget):
             raise RemoteError("ConfigError", "the worker's config lists no classes; add "
                               "'classes: [...]' to it to label with this widget.", {})
         status = client.status()
-        pending = _history.pending_items(self.session_dir) or []
-        recent = _history.recent_answers(self.session_dir, self.labeler, UNDO_DEPTH) or []
+        rnd = int(status.get("round") or 0)
+        past = client.history(0, ["labels", "pending", "selections"], current=True,
+                              labeler=self.labeler, round=rnd)
+        pending, recent = past["pending"], past["labels"][-UNDO_DEPTH:]
         with self._state():
             self._apply_status(status)
-            self._round = int(status.get("round") or 0)
+            self._round = rnd
             current = [p for p in pending if p["round"] == self._round]
             self._round_open = {p["item_id"] for p in current}
-            self._round_size = _history.selection_size(self.session_dir, self._round) or len(
-                current)
+            self._round_size = len(past["selections"]) or len(current)
             for p in pending:
                 self._queue.append(_Entry(p["item_id"], p["round"], p["strategy"],
                                           next(self._seq)))
@@ -651,13 +661,18 @@ class LabelingWidget(SessionWidget):
         try:
             sel = client.query(n)
         except RemoteError as exc:
-            if not any(why in exc.evalue for why in _FINISHED):
+            if exc.reason not in _FINISHED:
                 raise
             if waiting := _pool_wait(client.status(), 0, 1):  # more items are coming
                 return self._wait_for_pool(waiting)
             return self._finish(exc.evalue)
         self._waiting_pool = False
-        strategies = _history.selection_strategies(self.session_dir, sel.round)
+        try:  # who picked each item (PSHEA: several strategies); else the reply's name
+            picked = client.history(include=["selections"], round=sel.round)["selections"]
+        except Exception:
+            logger.debug("labeling widget: no selections for round %d", sel.round, exc_info=True)
+            picked = []
+        strategies = {r["item_id"]: r["strategy"] for r in picked}
         per_item = getattr(sel, "strategies", None) or [None] * len(sel.item_ids)
         with self._state():
             self._round = sel.round

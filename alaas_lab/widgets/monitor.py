@@ -9,12 +9,11 @@ from typing import Any
 import traitlets
 
 from ..client import Client
-from . import _history
 from ._base import JS_DIR, RefreshingWidget, connect
 
 __all__ = ["PipelineMonitor"]
 
-#: Quarantined items kept for display (the journal keeps them all).
+#: Quarantined items kept for display (the worker's journal keeps them all).
 MAX_QUARANTINE_ROWS = 500
 _STAGE_KEYS = ("name", "workers", "items_in", "items_out", "items_per_s", "queue_depth",
                "queue_capacity", "busy_s")
@@ -42,7 +41,9 @@ class PipelineMonitor(RefreshingWidget):
     state : str
         ``starting``, ``idle``, ``running`` or ``error``.
 
-    Parameters are those of :class:`~alaas_lab.widgets.Dashboard` (no ``poll``).
+    Parameters are those of :class:`~alaas_lab.widgets.Dashboard` (no ``poll``): it
+    refreshes after each push, asking ``status`` and, with the cursor of its last
+    ``history`` request, the quarantine if it changed.
     """
 
     _esm = JS_DIR / "monitor.js"
@@ -55,10 +56,8 @@ class PipelineMonitor(RefreshingWidget):
     updated = traitlets.Float(0.0).tag(sync=True)
 
     def __init__(self, client: Client | None = None, *,
-                 connection_file: str | Path | None = None,
-                 session_dir: str | Path | None = None, start: bool = True) -> None:
+                 connection_file: str | Path | None = None, start: bool = True) -> None:
         super().__init__()
-        self.session_dir = None if session_dir is None else Path(session_dir)
         self._client = connect(client, connection_file, timeout=10.0)
         self._cache_hits = 0
         self._embedded = 0
@@ -68,24 +67,20 @@ class PipelineMonitor(RefreshingWidget):
 
     def start(self) -> PipelineMonitor:
         """Load the session's counts and quarantine, then follow pipeline events."""
-        self.refresh(quarantine=True)
+        self.refresh()
         self._subscribe(self._client, self.on_event, ["progress", "push_done", "quarantined"])
         self._start_refresher(self._client, 0)
         return self
 
-    def refresh(self, *, quarantine: bool = False) -> None:
-        """Counts from the worker's status (and the quarantine list if ``quarantine``)."""
+    def refresh(self) -> None:
+        """Counts from the worker's status, and its quarantine list if that changed."""
         if self.stopped:
             return
         status = self._worker_status()
-        if status is None:
+        past = None if status is None else self._worker_history(["quarantine"])
+        if status is None or past is None:
             return
-        rows = None
-        if quarantine:
-            rows = _history.quarantine_rows(self.session_dir)
-            if rows is None:
-                rows = [_history.split_reason(int(i), "", r)
-                        for i, r in (status.get("quarantine") or {}).items()]
+        rows = past.get("quarantine")
         with self._state():
             self._set_totals(status)
             if rows is not None:

@@ -190,7 +190,7 @@ class AutoPilot:
         n = int(rows.sum())
         if n == 0:
             raise ModelError(f"PSHEA: {strategy!r} has no labeled training item yet; label the "
-                             "seed round first.")
+                             "seed round first.", reason="no_labels")
         mark = (n, int(np.flatnonzero(rows).sum()))
         if self._fitted.get(strategy) != mark or not self.heads[strategy].is_fitted:
             failpoint("fit")
@@ -217,7 +217,7 @@ class AutoPilot:
             if plan.stop:
                 raise InputError(
                     f"PSHEA has stopped: {plan.reason}. The winner is {self.ctrl.winner!r}; "
-                    "see status()['auto'] for the whole run.")
+                    "see status()['auto'] for the whole run.", reason="session_finished")
             resume = self.s.round == plan.round  # selections journaled, round not finished
             if not resume and self.s.round != plan.round - 1:
                 raise InputError(
@@ -245,7 +245,8 @@ class AutoPilot:
                     self.ctrl.stop(f"pool exhausted: nothing left for {name} to select")
                     self._save()
                 raise InputError(f"PSHEA stopped: the pool has no item left for {name!r}; "
-                                 "push more data and start a new session.")
+                                 "push more data and start a new session.",
+                                 reason="pool_exhausted")
             picks[name] = self._pick(name, min(k, available), blocked[name], rnd, snap)
         with self.s.lock:
             for name in todo:
@@ -310,26 +311,28 @@ class AutoPilot:
                 return self._publish(rnd, replay=True)
             if rnd != self.ctrl.round or self.s.round != rnd:
                 raise InputError(f"PSHEA is at round {self.ctrl.round} and has no selection for "
-                                 f"round {rnd} yet; query first.")
+                                 f"round {rnd} yet; query first.", reason="not_ready")
             plan = self.ctrl.plan()
             if plan.stop:
-                raise InputError(f"PSHEA has stopped: {plan.reason}.")
+                raise InputError(f"PSHEA has stopped: {plan.reason}.", reason="session_finished")
             names = [SEED] if plan.seed else list(plan.budgets)
             picks = {n: self._selection(rnd, n) for n in names}
             missing = [n for n, ids in picks.items() if not ids]
             if missing:
                 raise InputError(f"round {rnd} has no selection for {missing} yet (the worker "
-                                 "stopped mid-query); query again to complete it.")
+                                 "stopped mid-query); query again to complete it.",
+                                 reason="not_ready")
             waiting = sorted({i for ids in picks.values() for i in ids
                               if not self.s.labeled[i] and not self.s.quarantined[i]})
             if waiting:
                 raise InputError(f"round {rnd} still has {len(waiting)} item(s) to label "
-                                 f"(e.g. {waiting[:5]}); label them first.")
+                                 f"(e.g. {waiting[:5]}); label them first.", reason="not_ready")
             ev = self.s.eval_mask()
             if not ev.any():
                 raise ModelError(
                     "PSHEA needs an evaluation set to compare strategies: push labeled items "
-                    "with role='eval', or keep evaluation.holdout > 0 and label more items.")
+                    "with role='eval', or keep evaluation.holdout > 0 and label more items.",
+                    reason="no_eval_set")
             snap = self._snapshot()
             X_ev, y_ev = snap.X[ev], snap.codes[ev]
             survivors = list(self.ctrl.survivors)

@@ -10,24 +10,34 @@ the job thread and the pipeline go through an outbox queue that the main loop
 drains between polls. A request that fails gets an ``error`` reply; nothing a
 client sends can stop the loop.
 
-Connection file
----------------
-Once bound, the worker writes ``worker.json`` in the session directory (mode
-0600, atomically): both endpoints, its pid, the protocol version and the HMAC
-key (hex, empty when unsigned). :class:`~alaas_lab.server.Server` waits for it
-and clients read it to attach.
+Keys and connection file
+------------------------
+Every worker signs and checks every message with an HMAC key: the one it was
+given, else a fresh random one. Once bound, it writes ``worker.json`` in the
+session directory (mode 0600, atomically): both endpoints, its pid, the protocol
+version and the key (hex). :class:`~alaas_lab.server.Server` waits for it and
+clients read it to attach; a message without that key's signature is refused
+with an ``error`` reply (``reason="signature"``) and the worker serves on. ipc
+sockets live in ``SESSION_DIR/sockets/`` (mode 0700).
+
+Lifetime
+--------
+A worker exits cleanly (journal closed, connection file removed) on a ``stop``
+request or SIGTERM, after ``al_worker.idle_timeout`` seconds with no request and
+no job, and, when given ``parent_pid``, once that process has exited.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
 import queue
+import secrets
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,28 +47,22 @@ import numpy as np
 import zmq
 
 from ..config import Config
+from ..connection import CONNECTION_FILE, is_loopback
 from ..data import confine, expand
 from ..errors import AlaasError, ConfigError, InputError, ProtocolError
 from ..models._device import check_device
 from ..pipeline import thread_plan
 from ..protocol import PROTOCOL_VERSION, Message, Session, error_content
+from .history import HistoryQuery, read_history
 from .ingest import Ingestor
 from .items import item_payload
 from .state import PoolSession
 
 logger = logging.getLogger(__name__)
 
-CONNECTION_FILE = "worker.json"
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+#: Folder of the session directory that holds the ipc sockets (mode 0700).
+SOCKET_DIR = "sockets"
 
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Worker:
@@ -68,25 +72,32 @@ class Worker:
     ----------
     config : Config
     session_dir : path
-    key : bytes, default b""
-        HMAC key for every message. Required when binding a non-loopback host.
+    key : bytes, optional
+        HMAC key for every message; default: a fresh random one (32 bytes). It is
+        written to the connection file only.
     backbone : Backbone, optional
         Overrides the config's (tests, notebooks with their own model).
+    parent_pid : int, optional
+        Exit (cleanly) once this process has exited: a script's worker.
     """
 
-    def __init__(self, config: Config, session_dir: str | Path, *, key: bytes = b"",
-                 backbone: Any = None) -> None:
+    def __init__(self, config: Config, session_dir: str | Path, *, key: bytes | None = None,
+                 backbone: Any = None, parent_pid: int | None = None) -> None:
         worker = config.al_worker
-        if worker.protocol == "tcp" and not is_loopback(worker.host) and not (
-                key and worker.curve_dir):
+        if key is not None and not key:
+            raise ConfigError("the worker's message key is empty; every worker signs its "
+                              "messages: give a key of 32 random bytes or none for a fresh one.")
+        if worker.protocol == "tcp" and not is_loopback(worker.host) and not worker.curve_dir:
             raise ConfigError(
                 f"config key 'al_worker.host' is {worker.host!r}, which is reachable from other "
                 "machines; a remote worker needs authentication: set 'al_worker.curve_dir' to "
-                "CURVE keys made with 'alaas-lab keygen DIR' and give a message key "
-                "(alaas-lab serve --key-file ...), or bind 127.0.0.1.")
+                "CURVE keys made with 'alaas-lab keygen DIR', or bind 127.0.0.1.")
         check_device(config.active_learning.device)  # refused at start, not at first push
         self.config = config
-        self.key = key
+        self.key = key if key is not None else secrets.token_bytes(32)
+        self.parent_pid = parent_pid
+        self.idle_timeout = float(worker.idle_timeout)
+        self._last_active = time.monotonic()
         self.plan = thread_plan()
         self.outbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
@@ -105,7 +116,7 @@ class Worker:
         self.auth = self._secure(worker.curve_dir) if worker.curve_dir else None
         self.endpoint = self._bind(self.router, worker.port)
         self.events_endpoint = self._bind(self.pub, 0, suffix="events")
-        self.wire = Session(key)  # main thread only
+        self.wire = Session(self.key)  # main thread only
 
     # ------------------------------------------------------------ setup
     def _secure(self, curve_dir: str) -> Any:
@@ -128,7 +139,7 @@ class Worker:
         """Bind ``sock``; return its endpoint, absolute (an ipc path never depends on the cwd)."""
         worker = self.config.al_worker
         if worker.protocol == "ipc":
-            path = (self.session.dir / f"{suffix}.sock").resolve()
+            path = (_socket_dir(self.session.dir) / f"{suffix}.sock").resolve()
             path.unlink(missing_ok=True)
             try:
                 sock.bind(f"ipc://{path}")
@@ -162,6 +173,7 @@ class Worker:
                 "protocol_version": PROTOCOL_VERSION, "key": self.key.hex(),
                 "host": socket.gethostname()}
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover tmp file keeps its mode through O_CREAT
         with os.fdopen(fd, "w") as f:
             json.dump(info, f)
         os.replace(tmp, path)
@@ -190,13 +202,17 @@ class Worker:
                     self.wire.send_error(self.router, exc, request=request)
                 else:
                     request, msg_type, content = rest
-                    self.wire.reply(self.router, request, msg_type, _jsonable(content))
+                    try:
+                        self.wire.reply(self.router, request, msg_type, _jsonable(content))
+                    except ProtocolError as exc:  # our bug: the client gets an error, not silence
+                        logger.exception("could not send a %s", msg_type)
+                        self.wire.send_error(self.router, exc, request=request)
             except Exception:
                 logger.exception("could not send %s", kind)
 
     # ------------------------------------------------------------ main loop
     def serve_forever(self) -> None:
-        """Answer requests until a ``stop`` request or SIGTERM."""
+        """Answer requests until a ``stop`` request, SIGTERM, idle timeout or the parent's end."""
         self.write_connection_file()
         jobs = threading.Thread(target=self._job_loop, name="worker-jobs", daemon=True)
         jobs.start()
@@ -206,11 +222,13 @@ class Worker:
         poller.register(self.router, zmq.POLLIN)
         logger.info("worker %d serving %s (events %s)", os.getpid(), self.endpoint,
                     self.events_endpoint)
+        self._last_active = time.monotonic()
         try:
             while not self._stopping.is_set():
                 if poller.poll(10):
                     self._handle()
                 self._drain()
+                self._check_lifetime()
         finally:
             self.jobs.put(None)
             jobs.join(timeout=10)
@@ -219,6 +237,24 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def _busy(self) -> bool:
+        """Whether a job runs or waits (a push, a query, a fit, a resumed round)."""
+        return self.state != "idle" or not self.jobs.empty() or not self.outbox.empty()
+
+    def _check_lifetime(self) -> None:
+        """Stop when idle for ``idle_timeout`` s, or when the parent process has exited."""
+        now = time.monotonic()
+        if self._busy():
+            self._last_active = now
+        elif self.idle_timeout and now - self._last_active > self.idle_timeout:
+            logger.info("no request and no job for %g s (al_worker.idle_timeout): exiting; "
+                        "starting the session again resumes it", self.idle_timeout)
+            self.stop()
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            logger.info("the process that started this worker (pid %d) has exited: exiting",
+                        self.parent_pid)
+            self.stop()
 
     def close(self) -> None:
         self.item_pool.shutdown(wait=True)
@@ -238,11 +274,15 @@ class Worker:
             return
         except ProtocolError as exc:
             logger.warning("refused a message: %s", exc)
+            # answered without a traceback: the sender may hold no key
+            refused = ProtocolError(str(exc), reason=exc.reason, header=exc.header,
+                                    identities=exc.identities)
             try:
-                self.wire.send_error(self.router, exc)
+                self.wire.send_error(self.router, refused)
             except Exception:
                 logger.debug("could not answer a malformed message", exc_info=True)
             return
+        self._last_active = time.monotonic()
         handler = getattr(self, f"_on_{request.msg_type}", None)
         if handler is None:
             self.wire.send_error(self.router, ProtocolError(
@@ -367,7 +407,8 @@ class Worker:
             "events": self.events_endpoint, "protocol_version": PROTOCOL_VERSION,
             "pid": os.getpid(), "session_dir": str(self.session.dir),
             "name": self.config.name, "classes": list(self.config.classes),
-            "data_kind": self.config.data.kind, "config": self.config.to_dict()})
+            "data_kind": self.config.data.kind, "config": self.config.to_dict(),
+            "resumed": self.session.resumed})
 
     def _on_status(self, request: Message) -> None:
         status = self.session.status()
@@ -414,6 +455,18 @@ class Worker:
                                       fetcher=self.ingestor.fetcher, max_side=max_side)
                          for i in ids]
                 self._reply_later(request, "item_data_reply", {"items": items})
+            except Exception as exc:
+                self.outbox.put(("error", request, exc))
+        self.item_pool.submit(run)
+
+    def _on_history(self, request: Message) -> None:
+        """Read the journal on an item thread: a big session's history never holds up labels."""
+        query = HistoryQuery.from_content(request.content)
+
+        def run() -> None:
+            try:
+                self._reply_later(request, "history_reply",
+                                  read_history(self.session.journal, query))
             except Exception as exc:
                 self.outbox.put(("error", request, exc))
         self.item_pool.submit(run)
@@ -507,15 +560,28 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def run_worker(config: Config, session_dir: str | Path, *, key: bytes = b"",
-               backbone: Any = None) -> None:
+def _socket_dir(session_dir: Path) -> Path:
+    """``SESSION_DIR/sockets``, made private (0700): only this user may reach its ipc sockets."""
+    path = session_dir / SOCKET_DIR
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)  # mkdir's mode is masked by the umask; an old folder may be wider
+    except OSError as exc:
+        raise ConfigError(f"cannot make the private socket folder {path} ({exc.strerror or exc})"
+                          "; make the session directory writable or choose another.") from None
+    return path
+
+
+def run_worker(config: Config, session_dir: str | Path, *, key: bytes | None = None,
+               backbone: Any = None, parent_pid: int | None = None) -> None:
     """Run a worker in this process until it is stopped (the ``serve`` entry point).
 
     ``session_dir`` is made absolute first, so the endpoints and paths the worker
-    publishes do not depend on this process's working directory.
+    publishes do not depend on this process's working directory. ``key`` and
+    ``parent_pid`` are :class:`Worker`'s.
     """
     session_dir = Path(session_dir).expanduser().resolve()
-    worker = Worker(config, session_dir, key=key, backbone=backbone)
+    worker = Worker(config, session_dir, key=key, backbone=backbone, parent_pid=parent_pid)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     try:
         worker.serve_forever()

@@ -24,7 +24,7 @@ from .. import strategies
 from .._failpoints import failpoint
 from ..cache import EmbeddingCache, content_identity
 from ..config import Config
-from ..errors import CacheError, InputError, ModelError
+from ..errors import BudgetError, CacheError, InputError, ModelError
 from ..journal import Journal
 from ..models import LastLayerHead
 from .items import RawStore
@@ -36,10 +36,6 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], None]
 SEED_STRATEGY = "random"
 EVAL_LABELER = "evaluation-set"
-
-
-class BudgetError(InputError):
-    """A query would spend more labels than the configured budget allows."""
 
 
 class Embeddings:
@@ -220,6 +216,7 @@ class PoolSession:
     def _restore(self) -> None:
         """Rebuild the in-memory state from the journal (and embeddings from the cache)."""
         items = self.journal.items()
+        self.resumed = bool(items)  # a session was here before (hello tells the kernel)
         self._grow(len(items))
         self.uris = [it.uri for it in items]
         for it in items:
@@ -309,17 +306,17 @@ class PoolSession:
         if not self.classes:
             raise InputError(
                 "the config lists no classes, so labels cannot be checked; add "
-                "'classes: [...]' to the config.")
+                "'classes: [...]' to the config.", reason="bad_config")
         if isinstance(label, (bool, np.bool_)) or not isinstance(
                 label, (str, int, np.integer)):
             raise InputError(f"{where}: a label is a class name (str) or an int; got "
-                             f"{type(label).__name__} {label!r}.")
+                             f"{type(label).__name__} {label!r}.", reason="bad_label")
         name = str(label.item() if isinstance(label, np.generic) else label)
         if name in self.classes:
             return self.classes.index(name)
         raise InputError(
             f"{where}: unknown label {label!r}; allowed labels are the config's "
-            f"classes: {', '.join(map(str, self.classes))}.")
+            f"classes: {', '.join(map(str, self.classes))}.", reason="bad_label")
 
     def _check_item(self, item_id: Any) -> int:
         if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)):
@@ -328,10 +325,11 @@ class PoolSession:
         if not 0 <= item_id < self.n_items:
             raise InputError(
                 f"item {item_id} is not in the pool (items 0..{self.n_items - 1}); "
-                "push the item first or check the id.")
+                "push the item first or check the id.", reason="unknown_item")
         if self.quarantined[item_id]:
             raise InputError(f"item {item_id} ({self.uris[item_id]}) is quarantined and cannot "
-                             "be labeled; see the quarantine reason in status().")
+                             "be labeled; see the quarantine reason in status().",
+                             reason="quarantined_item")
         return item_id
 
     def _check_queued(self, item_id: int) -> None:
@@ -339,7 +337,7 @@ class PoolSession:
             raise InputError(
                 f"item {item_id} ({self.uris[item_id]}) was never queued for labeling; labels "
                 "are accepted for items a query returned (query first, or push labeled items "
-                "with role='eval').")
+                "with role='eval').", reason="not_queued")
 
     def label(self, item_id: Any, label: Any, *, labeler: str | None = None) -> dict[str, Any]:
         """Record one answer (``label=None`` retracts it). Committed before returning.
@@ -441,11 +439,16 @@ class PoolSession:
             if name == "auto":
                 raise InputError(
                     "strategy 'auto' (PSHEA) is driven by the automatic controller; "
-                    "query with a zoo strategy or run the auto mode.")
+                    "query with a zoo strategy or run the auto mode.", reason="unknown_strategy")
             if name not in strategies.names():
                 raise InputError(f"unknown strategy {name!r}; choose one of "
-                                 f"{', '.join(strategies.names())}.")
+                                 f"{', '.join(strategies.names())}.", reason="unknown_strategy")
             left = self.budget_left()
+            if left == 0:
+                raise BudgetError(
+                    f"the session's label budget is spent (budget.total="
+                    f"{self.config.budget.total} labels asked for); raise budget.total in the "
+                    "config to go on.", reason="budget_spent")
             if left is not None and budget > left:
                 raise BudgetError(
                     f"budget={budget} asks for more labels than the session's budget has left "
@@ -462,7 +465,8 @@ class PoolSession:
             if budget > available:
                 raise InputError(
                     f"budget={budget} but only {available} pool items are embedded, unlabeled "
-                    f"and not already queued; ask for at most {available} or push more data.")
+                    f"and not already queued; ask for at most {available} or push more data.",
+                    reason="pool_exhausted")
         # the model work runs without the lock: labels are never held up by a query
         chosen = self._select(name, budget, blocked)
         with self.lock:
@@ -506,7 +510,8 @@ class PoolSession:
         with self.lock:
             mask = self.train_mask()
             if not mask.any():
-                raise ModelError("no labeled item to train on yet; label a few items first.")
+                raise ModelError("no labeled item to train on yet; label a few items first.",
+                                 reason="no_labels")
             X, y = self.emb.matrix, self.codes
             X_train, y_train = X[mask], y[mask].copy()
             pool_rows = X[self.emb.filled]
