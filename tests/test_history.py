@@ -250,6 +250,7 @@ KERNEL = textwrap.dedent("""
     from alaas_lab.widgets import Dashboard, LabelingWidget  # noqa: F401
 
     private, kdir = Path(sys.argv[1]), Path(sys.argv[2])
+    Lab(kdir / "config.yml", session_dir=kdir)  # the config check imports the zoo lazily
     os.setgroups([])
     os.setgid(NOBODY)
     os.setuid(NOBODY)  # from here on, the worker's session directory is out of reach
