@@ -34,7 +34,6 @@ from .models.head import LastLayerHead, _check_classes, _encode
 
 __all__ = ["ActiveLearner", "RoundRecord", "SimulationResult", "simulate"]
 
-_PROB_NEEDS = {"probs", "mc_probs"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +93,7 @@ class ActiveLearner:
         Keyword arguments of the default head.
     strategy_params : dict, optional
         Extra keyword arguments for every ``strategies.select`` call.
-    mc_samples : int, default 20
+    mc_samples : int, default strategies.MC_SAMPLES (20)
         Dropout samples for strategies that need ``mc_probs`` (BALD).
     seed : int or numpy.random.Generator, default 0
         Drives every random choice (strategies, MC dropout); same seed, same run.
@@ -116,7 +115,7 @@ class ActiveLearner:
         head: LastLayerHead | None = None,
         head_params: dict[str, Any] | None = None,
         strategy_params: dict[str, Any] | None = None,
-        mc_samples: int = 20,
+        mc_samples: int = _strategies.MC_SAMPLES,
         seed: int | np.random.Generator = 0,
     ) -> None:
         self.X = check_matrix(X, name="X")
@@ -209,9 +208,7 @@ class ActiveLearner:
                 f"are unlabeled{' and not pending' if exclude_pending else ''}; ask for at "
                 f"most {available}."
             )
-        needs = _strategies.requirements(name)
-        inputs: dict[str, Any] = {}
-        if needs & _PROB_NEEDS:
+        if _strategies.needs_model(name):
             if self.n_labeled == 0:
                 raise ModelError(
                     f"strategy {name!r} needs the model's probabilities, but no item is labeled "
@@ -219,18 +216,14 @@ class ActiveLearner:
                 )
             if self._stale:
                 self.fit()
-            if "mc_probs" in needs:
-                inputs["probs"] = self.head.predict_proba_mc(self.X, self.mc_samples, self.rng)
-            else:
-                inputs["probs"] = self.head.predict_proba(self.X)
-        if "embeddings" in needs:
-            inputs["embeddings"] = self.X
-        chosen = _strategies.select(
+        chosen = _strategies.select_with_model(
             name,
             k,
+            embeddings=self.X,
             labeled=blocked,
             rng=self.rng,
-            **inputs,
+            model=self.head if _strategies.needs_model(name) else None,
+            mc_samples=self.mc_samples,
             # the learner's params belong to its own strategy, not to an override (a seed set)
             **{**(self.strategy_params if name == self.strategy else {}), **params},
         )
@@ -422,7 +415,7 @@ def simulate(
     on_round: Callable[[RoundRecord], Any] | None = None,
     classes: Any = None,
     holdout: float = 0.25,
-    mc_samples: int = 20,
+    mc_samples: int = _strategies.MC_SAMPLES,
 ) -> SimulationResult:
     """Simulate pool-based active learning with an oracle that knows every label.
 
@@ -458,7 +451,7 @@ def simulate(
         Label set; default the distinct labels of ``y`` and ``y_test``.
     holdout : float, default 0.25
         Fraction held out when no test set is given.
-    mc_samples : int, default 20
+    mc_samples : int, default strategies.MC_SAMPLES (20)
         MC-dropout samples for BALD-type strategies.
 
     Returns

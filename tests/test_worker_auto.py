@@ -264,12 +264,12 @@ def test_label_reuse_asks_the_human_only_for_new_items(tmp_path, digits):
     assert sorted(q["item_ids"]) == union and len(union) < 60  # margin/LC/entropy overlap
     done = s.label_many(q["item_ids"], [y[i] for i in q["item_ids"]])
     result = s.finish_round(done[-1]["round_complete"])
-    ctrl = s.auto.ctrl
+    ctrl = s.policy.ctrl
     assert ctrl.spent_unique == 20 + len(union) and ctrl.spent_sum == 20 + 60
     assert result["eliminated"] == [next(iter(ctrl.eliminated))]
     # each candidate's head learned from its own d^l only
     for c in CANDIDATES:
-        assert len(s.auto.members(c)) == 35
+        assert len(s.policy.members(c)) == 35
         assert s.journal.rounds(strategy=c)[-1].n_labeled == 35
     kinds = [k for k, _ in events]
     assert kinds.count("round_result") == 8 and kinds.count("eliminated") == 1

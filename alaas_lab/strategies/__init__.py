@@ -7,6 +7,8 @@ select(name, k, *, probs=None, embeddings=None, labeled=None, rng=None, **params
                               -> np.ndarray of k distinct, unlabeled pool indices (int64)
 register(name, fn, *, needs={"probs"}, clobber=False)
 options(name)                 -> frozenset of keyword options it takes (None: any)
+select_with_model(name, k, *, embeddings, labeled, rng, model=None, **params)
+                              -> the same, with a trained model's probabilities (MC for BALD)
 requirements(name)            -> frozenset, subset of {"probs", "mc_probs", "embeddings"}
 registry                      -> read-only mapping name -> Strategy
 
@@ -37,6 +39,7 @@ from ._registry import (
     select,
 )
 from ._uncertainty import entropy, least_confidence, margin, random, ratio
+from ._with_model import MC_SAMPLES, needs_model, select_with_model
 
 # scikit-learn takes about a second to import: load the clustering family on first use
 _LAZY = {"dbal": "._clustering", "typiclust": "._clustering"}
@@ -54,6 +57,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "INPUTS",
+    "MC_SAMPLES",
     "Strategy",
     "StrategyError",
     "badge",
@@ -65,6 +69,7 @@ __all__ = [
     "least_confidence",
     "margin",
     "names",
+    "needs_model",
     "options",
     "random",
     "ratio",
@@ -72,5 +77,6 @@ __all__ = [
     "registry",
     "requirements",
     "select",
+    "select_with_model",
     "typiclust",
 ]

@@ -87,8 +87,6 @@ STATE_EVENT = "pshea_state"
 SEED = "auto:seed"
 _OPTIONS = ("eliminate", "min_delta", "patience", "max_rounds", "accounting", "abscissa",
             "forecast", "strategy_params")
-_PROB_NEEDS = {"probs", "mc_probs"}
-_MC_SAMPLES = 20
 
 
 class _Snapshot(NamedTuple):
@@ -249,20 +247,8 @@ class AutoPilot:
                                  reason="pool_exhausted")
             picks[name] = self._pick(name, min(k, available), blocked[name], rnd, snap)
         with self.s.lock:
-            for name in todo:
-                self.s.journal.record_selection(rnd, name, picks[name])
-            self.s.round = rnd
-            queue: list[int] = []
-            seen: set[int] = set()
-            for name, ids in picks.items():
-                for i in ids:
-                    if i not in seen and not self.s.labeled[i]:
-                        seen.add(i)
-                        queue.append(i)
-                        self.s.pending.setdefault(i, (rnd, name))
-            queued = getattr(self.s, "ever_queued", None)
-            if queued is not None:
-                queued.update(i for ids in picks.values() for i in ids)
+            # every candidate's picks (resumed ones are journaled again, unchanged)
+            queue, _ = self.s.begin_round(picks, round_=rnd)
             complete = not queue and not self._recorded(rnd)  # every pick was labeled already
             reply = {"round": rnd, "item_ids": queue, "uris": [self.s.uris[i] for i in queue],
                      "strategy": "auto", "selections": picks, "resumed": resume,
@@ -281,17 +267,13 @@ class AutoPilot:
             return strategies.select("random", k, labeled=blocked, rng=rng).tolist()
         assert snap is not None
         rng = np.random.default_rng([self.s.config.seed, rnd, 1 + self.candidates.index(name)])
-        needs = strategies.requirements(name)
-        inputs: dict[str, Any] = {}
-        if needs & _PROB_NEEDS:
+        model = None
+        if strategies.needs_model(name):
             self._fit(name, snap)
-            head = self.heads[name]
-            inputs["probs"] = (head.predict_proba_mc(snap.X, _MC_SAMPLES, rng)
-                               if "mc_probs" in needs else head.predict_proba(snap.X))
-        if "embeddings" in needs:
-            inputs["embeddings"] = snap.X
-        return strategies.select(name, k, labeled=blocked, rng=rng, **inputs,
-                                 **self.strategy_params.get(name, {})).tolist()
+            model = self.heads[name]
+        return strategies.select_with_model(
+            name, k, embeddings=snap.X, labeled=blocked, rng=rng, model=model,
+            **self.strategy_params.get(name, {})).tolist()
 
     # ------------------------------------------------------------------ finish
     def _recorded(self, rnd: int) -> bool:

@@ -342,9 +342,9 @@ class Worker:
         if from_memory:  # rows and texts pushed from a notebook: embedded from raw/
             logger.info("resuming the push of %d items pushed from memory", len(from_memory))
             self._submit("push", lambda: self.ingestor.push_raw(from_memory), None)
-        done = s._completed_round()
-        if done is not None and s.train_mask().any():
-            self._submit("fit", lambda: s.finish_round(done), None)
+        if s.train_mask().any():
+            for done in s.completed_rounds():
+                self._submit("fit", lambda done=done: s.finish_round(done), None)
 
     def _push_configured(self) -> None:
         """Queue the push of the config's ``data.source``, on every start.

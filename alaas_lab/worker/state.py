@@ -13,28 +13,27 @@ import copy
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import strategies
 from .._failpoints import failpoint
 from ..cache import EmbeddingCache, content_identity
 from ..config import Config
 from ..errors import BudgetError, CacheError, InputError, ModelError
 from ..journal import Journal
 from ..models import LastLayerHead
+from .auto import AutoPilot
 from .items import RawStore
+from .rounds import RoundPolicy, SingleStrategyRounds, check_budget
 
 __all__ = ["BudgetError", "Embeddings", "PoolSession"]
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, Any]], None]
-SEED_STRATEGY = "random"
 EVAL_LABELER = "evaluation-set"
 
 
@@ -128,15 +127,14 @@ class PoolSession:
         self.round = 0
         self.strategy = config.active_learning.strategy.type
         self.head = self._new_head()
+        self.head_round: int | None = None  # the last recorded round the head has seen
+        self._head_n_labeled = 0
         self._fitted_at = -1  # label count at the last fit
         self._n_label_events = 0
         self._restore()
-        # PSHEA (strategy.type: auto): query/finish_round/status go to worker/auto.py
-        self.auto = None
-        if self.strategy == "auto":
-            from .auto import AutoPilot
-
-            self.auto = AutoPilot(self)
+        #: how rounds are selected and closed, chosen once: one strategy or PSHEA
+        self.policy: RoundPolicy = (AutoPilot(self) if self.strategy == "auto"
+                                    else SingleStrategyRounds(self))
 
     # ------------------------------------------------------------ components
     @property
@@ -231,6 +229,7 @@ class PoolSession:
         selections = self.journal.selections()
         self.ever_queued = {s.item_id for s in selections}
         self.round = max((s.round for s in selections), default=0)
+        self.head_round = max((r.round for r in self.journal.rounds()), default=None)
         keyed = [(it.item_id, it.content_key) for it in items if it.content_key]
         if keyed:
             found, rows = self.cache_get([k for _, k in keyed])
@@ -382,17 +381,21 @@ class PoolSession:
                     self.pending.pop(i, None)
                 results.append({"item_id": i, "row_id": row, "round_complete": None})
             self._n_label_events += len(ids)
-            done = self._completed_round()
-            if done is not None:
-                results[-1]["round_complete"] = done
+            # a round whose last item this answered (with async rounds, not only the newest)
+            touched = {rnd for rnd, strat in rounds if strat != "unrequested"}
+            for rnd in self.completed_rounds(touched):
+                last = max(k for k, (r, _) in enumerate(rounds) if r == rnd)
+                results[last]["round_complete"] = rnd
             return results
 
-    def _completed_round(self) -> int | None:
-        """The current round, if its selection has just become fully labeled."""
-        if self.round == 0 or any(r == self.round for r, _ in self.pending.values()):
-            return None
+    def completed_rounds(self, among: set[int] | None = None) -> list[int]:
+        """Rounds (of ``among``, default all) fully labeled but not recorded yet."""
+        open_rounds = {r for r, _ in self.pending.values()}
+        candidates = among if among is not None else {s.round for s in
+                                                      self.journal.selections()}
         recorded = {r.round for r in self.journal.rounds()}
-        return None if self.round in recorded else self.round
+        return sorted(r for r in candidates if r > 0 and r not in open_rounds
+                      and r not in recorded)
 
     @property
     def labeled(self) -> np.ndarray:
@@ -428,78 +431,66 @@ class PoolSession:
         return max(0, total - asked)
 
     def query(self, budget: int, *, strategy: str | None = None) -> dict[str, Any]:
-        """Select ``budget`` items for the human; they stay pending until labeled."""
-        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-            raise InputError(f"budget must be an integer >= 1; got {budget!r}.")
-        budget = int(budget)
-        if self.auto is not None:  # PSHEA: worker/auto.py
-            return self.auto.query(budget, strategy=strategy)
-        with self.lock:
-            name = strategy or self.strategy
-            if name == "auto":
-                raise InputError(
-                    "strategy 'auto' (PSHEA) is driven by the automatic controller; "
-                    "query with a zoo strategy or run the auto mode.", reason="unknown_strategy")
-            if name not in strategies.names():
-                raise InputError(f"unknown strategy {name!r}; choose one of "
-                                 f"{', '.join(strategies.names())}.", reason="unknown_strategy")
-            left = self.budget_left()
-            if left == 0:
-                raise BudgetError(
-                    f"the session's label budget is spent (budget.total="
-                    f"{self.config.budget.total} labels asked for); raise budget.total in the "
-                    "config to go on.", reason="budget_spent")
-            if left is not None and budget > left:
-                raise BudgetError(
-                    f"budget={budget} asks for more labels than the session's budget has left "
-                    f"({left} of budget.total={self.config.budget.total}); ask for at most {left}"
-                    " or raise budget.total in the config.")
-            n_train = int(self.train_mask().sum())
-            if n_train < max(1, self.config.budget.initial) and strategies.requirements(name) & {
-                    "probs", "mc_probs"}:
-                name = SEED_STRATEGY  # no model yet: a random seed set, as the paper does
-            blocked = ~self.emb.filled | self.quarantined | self.labeled | self.is_eval
-            if self.pending:
-                blocked[list(self.pending)] = True
-            available = int((~blocked).sum())
-            if budget > available:
-                raise InputError(
-                    f"budget={budget} but only {available} pool items are embedded, unlabeled "
-                    f"and not already queued; ask for at most {available} or push more data.",
-                    reason="pool_exhausted")
-        # the model work runs without the lock: labels are never held up by a query
-        chosen = self._select(name, budget, blocked)
-        with self.lock:
-            self.round += 1
-            self.journal.record_selection(self.round, name, chosen.tolist())
-            for i in chosen.tolist():
-                self.pending[i] = (self.round, name)
-            self.ever_queued.update(chosen.tolist())
-            return {"round": self.round, "item_ids": chosen.tolist(),
-                    "uris": [self.uris[i] for i in chosen.tolist()], "strategy": name}
+        """Select ``budget`` items for the human (see the :attr:`policy`)."""
+        return self.policy.query(check_budget(budget), strategy=strategy)
 
-    def _select(self, name: str, k: int, blocked: np.ndarray) -> np.ndarray:
-        needs = strategies.requirements(name)
-        X = self.emb.matrix
-        inputs: dict[str, Any] = {}
-        rng = np.random.default_rng([self.config.seed, self.round])
-        if needs & {"probs", "mc_probs"}:
-            self._fit_if_stale()
-            if "mc_probs" in needs:
-                inputs["probs"] = self.head.predict_proba_mc(X, 20, rng)
-            else:
-                inputs["probs"] = self.head.predict_proba(X)
-        if "embeddings" in needs:
-            inputs["embeddings"] = X
-        # the configured params belong to the configured strategy, not to the seed round's
-        configured = self.config.active_learning.strategy
-        params = dict(configured.params) if name == configured.type else {}
-        return np.asarray(strategies.select(name, k, labeled=blocked, rng=rng, **inputs,
-                                            **params), dtype=np.int64)
+    def finish_round(self, round_: int | None = None) -> dict[str, Any]:
+        """Fit, evaluate and record a round (see the :attr:`policy`)."""
+        return self.policy.finish_round(round_)
 
-    def _fit_if_stale(self) -> None:
+    def unselectable(self) -> np.ndarray:
+        """Items no query may pick: not embedded, quarantined, labeled, eval or queued."""
+        blocked = ~self.emb.filled | self.quarantined | self.labeled | self.is_eval
+        if self.pending:
+            blocked[list(self.pending)] = True
+        return blocked
+
+    def begin_round(self, picks: dict[str, list[int]], *, round_: int | None = None,
+                    model: tuple[int | None, int] | None = None) -> tuple[list[int], int]:
+        """Journal a round's picks and queue them for the human.
+
+        Parameters
+        ----------
+        picks : dict
+            ``{strategy: [item_id, ...]}``, best first.
+        round_ : int, optional
+            The round (default: the next one).
+        model : (round, n_labeled), optional
+            The head that chose the picks (None for random or embedding-only picks).
+
+        Returns
+        -------
+        queued : list of int
+            The picks no one has labeled yet, each once, in order.
+        round : int
+        """
+        with self.lock:
+            rnd = self.round + 1 if round_ is None else round_
+            for name, ids in picks.items():
+                self.journal.record_selection(rnd, name, ids)
+                if model is not None:
+                    self.journal.record_event("selection_model", {
+                        "round": rnd, "strategy": name, "model_round": model[0],
+                        "model_n_labeled": model[1]})
+            self.round = max(self.round, rnd)
+            queued: list[int] = []
+            for name, ids in picks.items():
+                self.ever_queued.update(ids)
+                for i in ids:
+                    if not self.labeled[i] and i not in queued:
+                        queued.append(i)
+                        self.pending.setdefault(i, (rnd, name))
+            return queued, rnd
+
+    def model_mark(self) -> tuple[int | None, int]:
+        """``(round, n_labeled)`` of the head that selects now."""
+        return self.head_round, self._head_n_labeled
+
+    def fit_if_stale(self) -> LastLayerHead:
+        """The head, refitted first if labels arrived since its last fit."""
         if self._fitted_at != self._n_label_events:
-            self.fit()
+            return self.fit()
+        return self.head
 
     def fit(self) -> LastLayerHead:
         """Fit the last layer on every training label (warm start).
@@ -522,29 +513,8 @@ class PoolSession:
         with self.lock:
             self.head = head
             self._fitted_at = seen
+            self._head_n_labeled = int(y_train.size)
         return head
-
-    def finish_round(self, round_: int | None = None) -> dict[str, Any]:
-        """Fit, evaluate and record a round; emits ``round_result``."""
-        if self.auto is not None:  # PSHEA: worker/auto.py
-            return self.auto.finish_round(round_)
-        rnd = self.round if round_ is None else round_
-        t0 = time.perf_counter()
-        self.fit()
-        with self.lock:
-            ev = self.eval_mask()
-            scores: dict[str, float | None] = {"top1": None, "top5": None}
-            if ev.any():
-                scores = self.head.evaluate(self.emb.matrix[ev], self.codes[ev])
-            strategy = next((s.strategy for s in self.journal.selections(round=rnd)), "none")
-            n_labeled = int(self.train_mask().sum())
-            extra = {"n_eval": int(ev.sum()), "fit_s": round(time.perf_counter() - t0, 4)}
-            self.journal.record_round(rnd, strategy, n_labeled=n_labeled, top1=scores["top1"],
-                                      top5=scores["top5"], extra=extra)
-            result = {"round": rnd, "strategy": strategy, "n_labeled": n_labeled,
-                      "top1": scores["top1"], "top5": scores["top5"], **extra}
-        self.emit("round_result", result)
-        return result
 
     # ------------------------------------------------------------ reporting
     def status(self) -> dict[str, Any]:
@@ -564,7 +534,6 @@ class PoolSession:
                 "classes": list(self.classes),
                 "rounds": [dataclasses.asdict(r) for r in self.journal.rounds()],
             }
-            if self.auto is not None:  # PSHEA: survivors, eliminated, the run
-                status.update(self.auto.status())
+            status.update(self.policy.status())  # PSHEA: survivors, eliminated, the run
             return status
 
