@@ -255,6 +255,17 @@ class Client:
             content["labeler"] = labeler
         return self.request("label_many", content)["row_ids"]
 
+    def next_items(self, n: int, *, labeler: str | None = None) -> dict[str, Any]:
+        """Lease up to ``n`` items to label (this labeler's own first); see ``next_items``.
+
+        Returns the reply: ``item_ids`` (empty with ``waiting`` True when other
+        labelers hold what is queued), ``rounds`` and ``strategies`` per item.
+        """
+        content: dict[str, Any] = {"n": int(n)}
+        if labeler:
+            content["labeler"] = labeler
+        return self.request("next_items", content)
+
     def item_data(self, items: Sequence[int], *, max_side: int = 512) -> list[dict[str, Any]]:
         """Content of items for display: ``kind`` image (``data``: PNG bytes), text, array."""
         reply = self.request("item_data", {"item_ids": [int(i) for i in items],

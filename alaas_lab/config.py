@@ -148,6 +148,23 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class RoundsConfig:
+    """When the worker selects: after each round is labeled, or ahead of the labeler.
+
+    ``sync`` is the paper's loop (select, label all, fit, select...), exactly
+    reproducible. ``async`` keeps at least ``lookahead`` selected, unanswered items
+    queued (0: one round, ``budget.per_round``) and selects the next ones with the
+    newest head while the human labels, so the labeler never waits for the model.
+    """
+
+    mode: Literal["sync", "async"] = "async"
+    lookahead: int = field(default=0, metadata=_spec(
+        minimum=0, doc="selected, unanswered items kept queued (0: budget.per_round)"))
+    lease_s: float = field(default=600.0, metadata=_spec(
+        minimum=1.0, doc="how long an item shown to one labeler is kept from the others"))
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
     """How the worker measures accuracy after each round.
 
@@ -171,6 +188,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     classes: tuple[str, ...] = ()
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    rounds: RoundsConfig = field(default_factory=RoundsConfig)
     target_accuracy: float | None = field(default=None, metadata=_spec(minimum=0.0, maximum=1.0))
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     cache_dir: str = "~/.cache/alaas_lab"

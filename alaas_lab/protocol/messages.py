@@ -479,6 +479,30 @@ class HistoryReplyContent(_HistoryReplyRequired, total=False):
     selections: list[dict]
 
 
+class NextItemsContent(TypedDict, total=False):
+    """``next_items`` request: lease up to ``n`` queued items to ``labeler``.
+
+    Leased items are kept from other labelers for ``rounds.lease_s`` seconds (or
+    until answered); the labeler's own unexpired leases come back first.
+    """
+
+    n: int
+    labeler: str
+
+
+class _NextItemsReplyRequired(TypedDict):
+    item_ids: list[int]
+    waiting: bool  # no item now, but the session is not done: ask again
+
+
+class NextItemsReplyContent(_NextItemsReplyRequired, total=False):
+    """``next_items_reply``: the leased items with the round and strategy that asked."""
+
+    uris: list[str]
+    rounds: list[int]
+    strategies: list[str]
+
+
 MessageKind = Literal["request", "reply", "event"]
 
 _MESSAGE_TYPES: dict[str, type] = {}
@@ -549,6 +573,8 @@ for _name, _spec, _kind in (
     ("push_done", PushDoneContent, "event"),
     ("item_data", ItemDataContent, "request"),
     ("item_data_reply", ItemDataReplyContent, "reply"),
+    ("next_items", NextItemsContent, "request"),
+    ("next_items_reply", NextItemsReplyContent, "reply"),
     ("history", HistoryContent, "request"),
     ("history_reply", HistoryReplyContent, "reply"),
     ("worker_error", ErrorContent, "event"),

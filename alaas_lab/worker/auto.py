@@ -106,6 +106,9 @@ class AutoPilot:
         Its config's ``active_learning.strategy.type`` is ``"auto"``.
     """
 
+    #: A PSHEA round's picks need the previous round's fits and eliminations.
+    selects_ahead = False
+
     def __init__(self, session: PoolSession) -> None:
         self.s = session
         cfg = session.config

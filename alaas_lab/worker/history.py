@@ -135,12 +135,15 @@ def _labels(journal: Journal, q: HistoryQuery) -> tuple[list[LabelRow], int, boo
     uris = journal.uris()
     asked = {s.item_id: (s.round, s.strategy) for s in journal.selections()}  # the latest
     heads = _heads(journal.rounds())
+    chosen_by = {(e.payload["round"], e.payload["strategy"]):  # journaled at selection
+                 (e.payload["model_round"], e.payload["model_n_labeled"])
+                 for e in journal.events("selection_model")}
     out = []
     for r in rows:
         rnd, strategy = r.round, r.strategy
         if r.item_id in asked and strategy in (None, UNREQUESTED):
             rnd, strategy = asked[r.item_id]
-        model = _model(heads, rnd, strategy)
+        model = chosen_by.get((rnd, strategy)) or _model(heads, rnd, strategy)
         out.append(LabelRow(item_id=r.item_id, uri=uris[r.item_id] if r.item_id < len(uris)
                             else "", label=r.label, labeler=r.labeler, time=iso_time(r.time),
                             round=rnd, strategy=strategy, row_id=r.row_id,

@@ -56,6 +56,7 @@ from ..protocol import PROTOCOL_VERSION, Message, Session, error_content
 from .history import HistoryQuery, read_history
 from .ingest import Ingestor
 from .items import item_payload
+from .rounds import check_budget
 from .state import PoolSession
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class Worker:
         self.session = PoolSession(config, session_dir, backbone=backbone, emit=self.emit)
         self.ingestor = Ingestor(self.session, self.plan)
         self.state = "idle"
+        self._leasing = False  # a labeler asked for items: async rounds select ahead
+        self._topping = False  # a selection ahead is queued or running
         # item content for the UI: its own threads, so it never waits on a push or a fit
         self.item_pool = ThreadPoolExecutor(2, thread_name_prefix="worker-items")
         self._stopping = threading.Event()
@@ -440,6 +443,81 @@ class Worker:
             if r["round_complete"] is not None:
                 rnd = r["round_complete"]
                 self._submit("fit", lambda rnd=rnd: self.session.finish_round(rnd), None)
+        self._top_up()
+
+    # ------------------------------------------------------------ labelers
+    def _on_next_items(self, request: Message) -> None:
+        """Lease up to ``n`` queued items to a labeler; select more when none is free.
+
+        Answered at once when items are queued. Otherwise a selection runs on the
+        job thread (sync rounds: only once every queued item is answered) and the
+        reply follows it; ``waiting: True`` with no items means other labelers hold
+        what is queued: ask again.
+        """
+        c = request.content
+        n = check_budget(c.get("n", 1))
+        labeler = str(c.get("labeler") or "anonymous")
+        self._leasing = True
+        items = self.session.lease(n, labeler, self.config.rounds.lease_s)
+        if items:
+            self.wire.reply(self.router, request, "next_items_reply", self._leased(items))
+            self._top_up()
+            return
+        self._submit("query", lambda: self._select_and_lease(n, labeler), request,
+                     "next_items_reply")
+
+    def _select_and_lease(self, n: int, labeler: str) -> dict[str, Any]:
+        s, ttl = self.session, self.config.rounds.lease_s
+        items = s.lease(n, labeler, ttl)  # a selection ahead may have landed meanwhile
+        if not items:
+            if s.pending and self.config.rounds.mode == "sync":
+                return self._leased([], waiting=True)  # the round is with other labelers
+            try:
+                s.query(self._round_size())
+            except AlaasError as exc:
+                if s.pending and exc.reason in ("pool_exhausted", "budget_spent",
+                                                 "over_budget"):
+                    return self._leased([], waiting=True)  # the last items are out
+                raise
+            items = s.lease(n, labeler, ttl)
+        self._top_up()
+        return self._leased(items, waiting=not items)
+
+    def _round_size(self) -> int:
+        """Items per selection: a round, less when the budget or the pool runs short."""
+        s = self.session
+        k = self.config.budget.per_round
+        left = s.budget_left()
+        if left is not None:
+            k = min(k, left)
+        return max(1, min(k, int((~s.unselectable()).sum())))
+
+    def _top_up(self) -> None:
+        """Async rounds: select the next items before the labelers run out (one at a time)."""
+        s, rounds = self.session, self.config.rounds
+        if (rounds.mode != "async" or not self._leasing or self._topping
+                or not s.policy.selects_ahead):
+            return
+        if s.n_free() >= (rounds.lookahead or self.config.budget.per_round):
+            return
+        self._topping = True
+
+        def select() -> None:
+            try:
+                s.query(self._round_size())
+            except AlaasError as exc:  # budget or pool used up: nothing to select
+                logger.debug("no selection ahead: %s", exc)
+            finally:
+                self._topping = False
+        self._submit("query", select, None)
+
+    def _leased(self, items: list[int], *, waiting: bool = False) -> dict[str, Any]:
+        s = self.session
+        with s.lock:
+            asked = [s.pending.get(i, (s.round, "")) for i in items]
+        return {"item_ids": items, "uris": [s.uris[i] for i in items],
+                "rounds": [r for r, _ in asked], "strategies": [st for _, st in asked],
+                "waiting": waiting}
 
     def _on_fit(self, request: Message) -> None:
         self._submit("fit", self.session.finish_round, request, "fit_reply")
@@ -453,7 +531,7 @@ class Worker:
             try:
                 items = [item_payload(i, self.session.uris[i], kind=kind, raw=self.session.raw,
                                       fetcher=self.ingestor.fetcher, max_side=max_side)
-                         for i in ids]
+                         | self.session.advice(i) for i in ids]
                 self._reply_later(request, "item_data_reply", {"items": items})
             except Exception as exc:
                 self.outbox.put(("error", request, exc))

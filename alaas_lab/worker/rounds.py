@@ -33,6 +33,9 @@ SEED_STRATEGY = "random"
 class RoundPolicy(Protocol):
     """How a session selects items and closes rounds."""
 
+    #: Whether a next selection may start before the last one is labeled (async rounds).
+    selects_ahead: bool
+
     def query(self, budget: int, *, strategy: str | None = None) -> dict[str, Any]:
         """Select up to ``budget`` items for the human (a ``query_reply``)."""
 
@@ -56,6 +59,8 @@ class SingleStrategyRounds:
     ----------
     pool : PoolSession
     """
+
+    selects_ahead = True
 
     def __init__(self, pool: PoolSession) -> None:
         self.pool = pool

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,7 @@ class PoolSession:
         self.codes = np.zeros(0, dtype=np.int64)  # class index per item, -1 unlabeled
         self.pending: dict[int, tuple[int, str]] = {}  # item -> (round, strategy)
         self.ever_queued: set[int] = set()  # labels are accepted for these items only
+        self.leases: dict[int, tuple[str, float]] = {}  # item -> (labeler, expiry, monotonic)
         self.round = 0
         self.strategy = config.active_learning.strategy.type
         self.head = self._new_head()
@@ -277,6 +279,7 @@ class PoolSession:
             self.journal.quarantine(item_id, f"{stage}: {reason}")
             self.quarantined[item_id] = True
             self.pending.pop(item_id, None)
+            self.leases.pop(item_id, None)
         self.emit("quarantined", {"item_id": int(item_id), "uri": uri, "reason": reason,
                                   "stage": stage})
 
@@ -379,6 +382,7 @@ class PoolSession:
                 self.codes[i] = code
                 if code >= 0:
                     self.pending.pop(i, None)
+                    self.leases.pop(i, None)
                 results.append({"item_id": i, "row_id": row, "round_complete": None})
             self._n_label_events += len(ids)
             # a round whose last item this answered (with async rounds, not only the newest)
@@ -481,6 +485,58 @@ class PoolSession:
                         queued.append(i)
                         self.pending.setdefault(i, (rnd, name))
             return queued, rnd
+
+    def lease(self, n: int, labeler: str, ttl: float) -> list[int]:
+        """Hand up to ``n`` queued items to ``labeler``, kept from the others for ``ttl`` s.
+
+        The labeler's own unexpired leases come first (a re-run widget gets its items
+        back), then queued items that no one holds, oldest selection first.
+        """
+        now = time.monotonic()
+        with self.lock:
+            mine = [i for i in self.pending if self.leases.get(i, ("", 0))[0] == labeler
+                    and self.leases[i][1] > now]
+            free = [i for i in self.pending if i not in mine
+                    and (i not in self.leases or self.leases[i][1] <= now)]
+            items = (mine + free)[:n]
+            for i in items:
+                self.leases[i] = (labeler, now + ttl)
+            return items
+
+    def n_free(self) -> int:
+        """Queued items that no labeler holds (selected ahead, not shown yet)."""
+        now = time.monotonic()
+        with self.lock:
+            return sum(1 for i in self.pending
+                       if i not in self.leases or self.leases[i][1] <= now)
+
+    def advice(self, item_id: int) -> dict[str, Any]:
+        """For the labeler: the newest head's guess and the model that chose the item.
+
+        ``suggestion``: ``{"label", "confidence"}`` (absent before the first fit);
+        ``model``: ``{"round", "n_labeled", "top1", "strategy"}`` of the head that
+        selected the item (absent for random or embedding-only picks).
+        """
+        out: dict[str, Any] = {}
+        head = self.head
+        if head.is_fitted and self.emb.filled[item_id]:
+            probs = head.predict_proba(self.emb.matrix[item_id:item_id + 1])[0]
+            best = int(np.argmax(probs))
+            out["suggestion"] = {"label": self.classes[best],
+                                 "confidence": round(float(probs[best]), 4)}
+        with self.lock:
+            asked = self.pending.get(item_id)
+        if asked is not None:
+            rnd, strategy = asked
+            chosen = {(e.payload["round"], e.payload["strategy"]): e.payload
+                      for e in self.journal.events("selection_model")}.get((rnd, strategy))
+            if chosen is not None and chosen["model_round"] is not None:
+                top1 = next((r.top1 for r in self.journal.rounds()
+                             if r.round == chosen["model_round"]), None)
+                out["model"] = {"round": chosen["model_round"],
+                                "n_labeled": chosen["model_n_labeled"], "top1": top1,
+                                "strategy": strategy}
+        return out
 
     def model_mark(self) -> tuple[int | None, int]:
         """``(round, n_labeled)`` of the head that selects now."""

@@ -1,0 +1,125 @@
+"""Continuous labeling: leases per labeler, selections ahead of the human, model advice."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from alaas_lab import Lab
+from alaas_lab.errors import RemoteError
+
+CLASSES = [str(i) for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    return d.images.astype(np.float32), d.target.astype(str)
+
+
+def start(tmp_path, digits, *, mode="async", lease_s=600.0, total=200, strategy="margin"):
+    cfg = {"name": "async", "classes": CLASSES,
+           "active_learning": {"strategy": {"type": strategy},
+                               "model": {"name": "flatten", "batch_size": 64}},
+           "budget": {"total": total, "per_round": 10, "initial": 10},
+           "rounds": {"mode": mode, "lease_s": lease_s},
+           "cache_dir": str(tmp_path / "cache")}
+    lab = Lab(cfg, tmp_path / f"s-{mode}").start()
+    X, y = digits
+    lab.push(X[:400])
+    lab.push(X[1000:1200], role="eval", labels=list(y[1000:1200]))
+    return lab
+
+
+def answer(client, reply, y, labeler):
+    client.label_many(reply["item_ids"], [y[i] for i in reply["item_ids"]], labeler=labeler)
+
+
+def test_two_labelers_never_get_the_same_item(tmp_path, digits):
+    lab = start(tmp_path, digits, mode="sync")
+    try:
+        c = lab.client
+        first = c.next_items(6, labeler="ann")
+        second = c.next_items(6, labeler="bob")
+        assert len(first["item_ids"]) == 6 and len(second["item_ids"]) == 4
+        assert not set(first["item_ids"]) & set(second["item_ids"])
+        assert c.next_items(6, labeler="cat") == {**c.next_items(6, labeler="cat"),
+                                                   "item_ids": [], "waiting": True}
+        again = c.next_items(6, labeler="ann")  # a re-run widget gets its own items back
+        assert again["item_ids"] == first["item_ids"]
+        # both answer one item: both answers are kept, the latest is the label
+        item = first["item_ids"][0]
+        c.label(item, "1", labeler="ann")
+        c.label(item, "7", labeler="bob")
+        rows = [r for r in c.history(include=["labels"])["labels"] if r["item_id"] == item]
+        assert [(r["labeler"], r["label"]) for r in rows] == [("ann", "1"), ("bob", "7")]
+        assert lab.labels().set_index("item_id").loc[item, "label"] == "7"
+    finally:
+        lab.stop()
+
+
+def test_a_lease_expires_for_a_labeler_who_left(tmp_path, digits):
+    lab = start(tmp_path, digits, mode="sync", lease_s=1.0)
+    try:
+        gone = lab.client.next_items(10, labeler="gone")["item_ids"]
+        assert lab.client.next_items(10, labeler="here")["waiting"]
+        time.sleep(1.2)
+        assert lab.client.next_items(10, labeler="here")["item_ids"] == gone
+    finally:
+        lab.stop()
+
+
+def test_async_rounds_keep_items_queued_and_the_newest_model_selects(tmp_path, digits):
+    X, y = digits
+    lab = start(tmp_path, digits, mode="async")
+    try:
+        c = lab.client
+        waits, seen = 0, []
+        for _ in range(50):  # 5 rounds' worth, one answer at a time, as a person labels
+            reply = c.next_items(1, labeler="ann")
+            while not reply["item_ids"]:
+                waits += 1
+                time.sleep(0.05)
+                reply = c.next_items(1, labeler="ann")
+            seen += reply["item_ids"]
+            answer(c, reply, y, "ann")
+        assert len(set(seen)) == 50
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (len(lab.status()["rounds"]) < 5
+                                               or lab.status()["n_pending"] == 0):
+            time.sleep(0.1)
+        status = lab.status()
+        assert len(status["rounds"]) >= 5 and status["n_pending"] >= 10  # selected ahead
+        rows = c.history(include=["labels"])["labels"]
+        chosen = [r for r in rows if r["strategy"] == "margin"]
+        assert chosen and all(r["model_n_labeled"] >= 10 for r in chosen)
+        assert max(r["model_n_labeled"] for r in chosen) > 10  # newer heads chose later items
+        item = c.next_items(1, labeler="ann")["item_ids"][0]
+        advice = c.item_data([item])[0]
+        assert advice["suggestion"]["label"] in CLASSES
+        assert 0 < advice["suggestion"]["confidence"] <= 1
+        assert advice["model"]["n_labeled"] >= 10 and advice["model"]["strategy"] == "margin"
+        assert waits <= 3  # only the very first selection is waited for
+    finally:
+        lab.stop()
+
+
+def test_sync_rounds_wait_for_the_round_and_the_budget_ends_it(tmp_path, digits):
+    X, y = digits
+    lab = start(tmp_path, digits, mode="sync", total=20)
+    try:
+        c = lab.client
+        first = c.next_items(10, labeler="ann")
+        assert first["rounds"] == [1] * 10 and lab.status()["n_pending"] == 10
+        answer(c, first, y, "ann")
+        second = c.next_items(10, labeler="ann")
+        assert second["rounds"] == [2] * 10
+        answer(c, second, y, "ann")
+        with pytest.raises(RemoteError) as info:
+            c.next_items(10, labeler="ann")
+        assert info.value.reason == "budget_spent"
+    finally:
+        lab.stop()
