@@ -123,3 +123,47 @@ def test_sync_rounds_wait_for_the_round_and_the_budget_ends_it(tmp_path, digits)
         assert info.value.reason == "budget_spent"
     finally:
         lab.stop()
+
+
+def test_pshea_prepares_the_next_round_while_this_one_is_labeled(tmp_path, digits):
+    X, y = digits
+    cfg = {"name": "auto-async", "classes": CLASSES,
+           "active_learning": {"strategy": {"type": "auto",
+                                            "candidates": ["margin", "entropy", "random"]},
+                               "model": {"name": "flatten", "batch_size": 64}},
+           "budget": {"total": 300, "per_round": 10, "initial": 10},
+           "rounds": {"mode": "async"}, "cache_dir": str(tmp_path / "cache")}
+    lab = Lab(cfg, tmp_path / "auto").start()
+    try:
+        lab.push(X[:400])
+        lab.push(X[1000:1200], role="eval", labels=list(y[1000:1200]))
+        c = lab.client
+        waited, rounds_seen = [], set()
+        for _ in range(60):  # the seed round and about 3 PSHEA rounds, one answer at a time
+            t0 = time.perf_counter()
+            reply = c.next_items(1, labeler="ann")
+            while not reply["item_ids"]:
+                time.sleep(0.02)
+                reply = c.next_items(1, labeler="ann")
+            waited.append(time.perf_counter() - t0)
+            rounds_seen.update(reply["rounds"])
+            answer(c, reply, y, "ann")
+            time.sleep(0.05)  # a fast human
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and lab.status()["auto"]["round"] < 3:
+            time.sleep(0.1)
+        auto = lab.status()["auto"]
+        assert auto["round"] >= 3 and max(rounds_seen) >= 4
+        # after the seed round's first selection, no answer waited for a fit or a selection
+        assert sum(w > 0.5 for w in waited[1:]) <= 1, sorted(waited)[-5:]
+        hist = c.history(include=["labels", "rounds"])
+        recorded = {}
+        for r in hist["rounds"]:
+            recorded.setdefault(r["round"], r["time"])
+        assert {1, 2, 3} <= set(recorded)
+        # the labeler answered round r+1's prepared picks before round r's fits were recorded
+        early = [r for r in hist["labels"] if r["round"] - 1 in recorded
+                 and r["time"] < recorded[r["round"] - 1]]
+        assert early, "no pick of a next round was labeled while a round's fits ran"
+    finally:
+        lab.stop()

@@ -106,8 +106,9 @@ class AutoPilot:
         Its config's ``active_learning.strategy.type`` is ``"auto"``.
     """
 
-    #: A PSHEA round's picks need the previous round's fits and eliminations.
-    selects_ahead = False
+    #: Round r+1's picks are prepared while round r is labeled (see :meth:`select_ahead`).
+    selects_ahead = True
+    advance_on_round_end = True
 
     def __init__(self, session: PoolSession) -> None:
         self.s = session
@@ -141,6 +142,9 @@ class AutoPilot:
         self.results: dict[int, dict[str, dict[str, Any]]] = {}
         self.heads = {c: self._new_head() for c in self.candidates}
         self._fitted: dict[str, tuple[int, int]] = {}
+        #: picks prepared for round ``_ahead_round`` while the round before is labeled
+        self._ahead: dict[str, list[int]] = {}
+        self._ahead_round: int | None = None
         self._restore()
 
     # ------------------------------------------------------------------ state
@@ -227,6 +231,11 @@ class AutoPilot:
             rnd = plan.round
             work = {SEED: plan.seed} if plan.seed else dict(plan.budgets)
             picks = {n: self._selection(rnd, n) for n in work} if resume else {}
+            if not resume and self._ahead_round == rnd:  # prepared while the last was labeled
+                picks.update({n: ids[: min(int(budget), k)] for n, ids in self._ahead.items()
+                              if n in work and (k := work[n])})
+                self._withdraw({n: ids for n, ids in self._ahead.items() if n not in work})
+                self._ahead, self._ahead_round = {}, None
             todo = {n: k for n, k in work.items() if not picks.get(n)}
             blocked = {}
             for name in todo:
@@ -259,6 +268,59 @@ class AutoPilot:
         if complete:
             reply["result"] = self.finish_round(rnd)
         return reply
+
+    def select_ahead(self, budget: int) -> None:
+        """Keep the labeler busy: start the next round, or prepare its picks early.
+
+        While round ``r`` is labeled, each survivor picks its round ``r + 1`` items with
+        its head fitted on the labels so far; they are queued (``pending``) but not
+        journaled. When ``r``'s fits land, :meth:`query` journals the survivors' picks
+        as round ``r + 1`` and withdraws the unshown picks of a candidate eliminated.
+        """
+        with self.s.lock:
+            plan = self.ctrl.plan()
+            if plan.stop:
+                return
+            current = self.s.round
+            labeling = current > 0 and not self._recorded(current)
+            if not labeling:
+                start = True
+            elif self._ahead_round == current + 1:
+                return  # prepared already
+            else:
+                start = False
+                nxt = current + 1
+                blocked = {}
+                pending = np.zeros(self.s.n_items, dtype=bool)
+                pending[list(self.s.pending)] = True
+                for name in self.ctrl.survivors:
+                    mask = self._base_blocked() | pending
+                    mask[self.members(name)] = True
+                    blocked[name] = mask
+                snap = self._snapshot()
+        if start:
+            self.query(budget)
+            return
+        picks: dict[str, list[int]] = {}
+        for name, mask in blocked.items():
+            available = int((~mask).sum())
+            try:
+                if available:
+                    picks[name] = self._pick(name, min(budget, self.ctrl.budget_per_round,
+                                                       available), mask, nxt, snap)
+            except ModelError:  # no label in its set yet: it picks when the round ends
+                continue
+        with self.s.lock:
+            if self.s.round != current:
+                return  # the round moved on meanwhile: these picks are stale
+            for name, ids in picks.items():
+                self.s.queue_ahead(ids, nxt, name)
+            self._ahead, self._ahead_round = picks, nxt
+
+    def _withdraw(self, picks: dict[str, list[int]]) -> None:
+        """Drop the prepared picks of eliminated candidates that no one was shown."""
+        for ids in picks.values():
+            self.s.withdraw(ids)
 
     def _base_blocked(self) -> np.ndarray:
         return ~self.s.emb.filled | self.s.quarantined | self.s.is_eval

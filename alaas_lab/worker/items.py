@@ -93,7 +93,9 @@ def array_to_png(row: np.ndarray, max_side: int) -> bytes | None:
 def _png(img: Image.Image, max_side: int) -> bytes:
     w, h = img.size
     if max(w, h) > max_side:
-        img.thumbnail((max_side, max_side))
+        # the aspect ratio is kept (a 1200×40 strip becomes 512×17, never a square), and
+        # Lanczos filters fine patterns away instead of folding them into moiré
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     elif max(w, h) < 64:  # tiny images (8×8 digits) are enlarged, without smoothing
         factor = max(1, 128 // max(w, h))
         img = img.resize((w * factor, h * factor), Image.NEAREST)

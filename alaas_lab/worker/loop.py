@@ -107,6 +107,7 @@ class Worker:
         self.state = "idle"
         self._leasing = False  # a labeler asked for items: async rounds select ahead
         self._topping = False  # a selection ahead is queued or running
+        self._again = False  # ... and one more is wanted when it ends
         # item content for the UI: its own threads, so it never waits on a push or a fit
         self.item_pool = ThreadPoolExecutor(2, thread_name_prefix="worker-items")
         self._stopping = threading.Event()
@@ -443,6 +444,8 @@ class Worker:
             if r["round_complete"] is not None:
                 rnd = r["round_complete"]
                 self._submit("fit", lambda rnd=rnd: self.session.finish_round(rnd), None)
+                if self.session.policy.advance_on_round_end:
+                    self._top_up(force=True)  # journal the prepared round once the fits land
         self._top_up()
 
     # ------------------------------------------------------------ labelers
@@ -492,23 +495,31 @@ class Worker:
             k = min(k, left)
         return max(1, min(k, int((~s.unselectable()).sum())))
 
-    def _top_up(self) -> None:
-        """Async rounds: select the next items before the labelers run out (one at a time)."""
+    def _top_up(self, *, force: bool = False) -> None:
+        """Async rounds: select the next items before the labelers run out (one at a time).
+
+        ``force``: whatever is queued (PSHEA journals its prepared round after a fit).
+        """
         s, rounds = self.session, self.config.rounds
-        if (rounds.mode != "async" or not self._leasing or self._topping
-                or not s.policy.selects_ahead):
+        if rounds.mode != "async" or not self._leasing or not s.policy.selects_ahead:
             return
-        if s.n_free() >= (rounds.lookahead or self.config.budget.per_round):
+        if self._topping:
+            self._again = self._again or force  # the running selection runs once more
+            return
+        if not force and s.n_free() >= (rounds.lookahead or self.config.budget.per_round):
             return
         self._topping = True
 
         def select() -> None:
             try:
-                s.query(self._round_size())
+                s.policy.select_ahead(self._round_size())
             except AlaasError as exc:  # budget or pool used up: nothing to select
                 logger.debug("no selection ahead: %s", exc)
             finally:
                 self._topping = False
+                if self._again:
+                    self._again = False
+                    self._top_up(force=True)
         self._submit("query", select, None)
 
     def _leased(self, items: list[int], *, waiting: bool = False) -> dict[str, Any]:

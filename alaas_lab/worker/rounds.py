@@ -35,12 +35,17 @@ class RoundPolicy(Protocol):
 
     #: Whether a next selection may start before the last one is labeled (async rounds).
     selects_ahead: bool
+    #: Whether the next round is started as soon as a round's fits land.
+    advance_on_round_end: bool
 
     def query(self, budget: int, *, strategy: str | None = None) -> dict[str, Any]:
         """Select up to ``budget`` items for the human (a ``query_reply``)."""
 
     def finish_round(self, round_: int | None = None) -> dict[str, Any]:
         """Fit, evaluate and record a fully labeled round (a ``fit_reply``)."""
+
+    def select_ahead(self, budget: int) -> None:
+        """Async rounds: select (or prepare) the next items while the human labels."""
 
     def status(self) -> dict[str, Any]:
         """What this policy adds to the session's status."""
@@ -61,6 +66,7 @@ class SingleStrategyRounds:
     """
 
     selects_ahead = True
+    advance_on_round_end = False
 
     def __init__(self, pool: PoolSession) -> None:
         self.pool = pool
@@ -106,6 +112,10 @@ class SingleStrategyRounds:
         queued, rnd = p.begin_round({name: chosen}, model=p.model_mark() if model else None)
         return {"round": rnd, "item_ids": queued, "uris": [p.uris[i] for i in queued],
                 "strategy": name}
+
+    def select_ahead(self, budget: int) -> None:
+        """The next round, selected with the newest head, while this one is labeled."""
+        self.query(budget)
 
     def _check_budget_left(self, budget: int) -> None:
         p = self.pool

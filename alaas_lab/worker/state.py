@@ -398,7 +398,8 @@ class PoolSession:
         candidates = among if among is not None else {s.round for s in
                                                       self.journal.selections()}
         recorded = {r.round for r in self.journal.rounds()}
-        return sorted(r for r in candidates if r > 0 and r not in open_rounds
+        # a round above self.round is only prepared (PSHEA's next), not journaled yet
+        return sorted(r for r in candidates if 0 < r <= self.round and r not in open_rounds
                       and r not in recorded)
 
     @property
@@ -537,6 +538,26 @@ class PoolSession:
                                 "n_labeled": chosen["model_n_labeled"], "top1": top1,
                                 "strategy": strategy}
         return out
+
+    def queue_ahead(self, ids: Sequence[int], round_: int, strategy: str) -> None:
+        """Queue picks prepared for a round not journaled yet (PSHEA's next round)."""
+        with self.lock:
+            self.ever_queued.update(ids)
+            for i in ids:
+                if not self.labeled[i]:
+                    self.pending.setdefault(i, (round_, strategy))
+
+    def withdraw(self, ids: Sequence[int]) -> list[int]:
+        """Take queued items back unless a labeler holds them; return those withdrawn."""
+        now = time.monotonic()
+        with self.lock:
+            out = [i for i in ids if i in self.pending and not self.labeled[i]
+                   and (i not in self.leases or self.leases[i][1] <= now)]
+            for i in out:
+                self.pending.pop(i, None)
+                self.leases.pop(i, None)
+                self.ever_queued.discard(i)
+            return out
 
     def model_mark(self) -> tuple[int | None, int]:
         """``(round, n_labeled)`` of the head that selects now."""
