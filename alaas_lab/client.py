@@ -266,6 +266,13 @@ class Client:
             content["labeler"] = labeler
         return self.request("next_items", content)
 
+    def leave_out(self, item: int, *, labeler: str | None = None, undo: bool = False) -> None:
+        """Take a queued item out of its round for good (skipped twice); ``undo`` brings it back."""
+        content: dict[str, Any] = {"item_id": int(item), "undo": bool(undo)}
+        if labeler:
+            content["labeler"] = labeler
+        self.request("leave_out", content)
+
     def item_data(self, items: Sequence[int], *, max_side: int = 512) -> list[dict[str, Any]]:
         """Content of items for display: ``kind`` image (``data``: PNG bytes), text, array."""
         reply = self.request("item_data", {"item_ids": [int(i) for i in items],

@@ -101,7 +101,7 @@ def test_start_push_label_export_stop_and_restart(shell, config_file, tmp_path, 
         widget.answer(y[widget.current["item_id"]])
     assert widget.flush(10)
     deadline = time.monotonic() + 60
-    while lab.status()["round"] < 2 and time.monotonic() < deadline:
+    while not lab.status()["rounds"] and time.monotonic() < deadline:  # round 1's fit
         time.sleep(0.05)
 
     shell.run_line_magic("alaas", "dashboard")
@@ -137,7 +137,7 @@ def test_start_push_label_export_stop_and_restart(shell, config_file, tmp_path, 
     shell.run_line_magic("alaas", f"start {config_file}")
     assert "resumed from its journal" in shown(capsys)
     status = magics.current_lab().status()
-    assert status["pid"] != pid and status["n_labeled"] == 10 and status["round"] == 2
+    assert status["pid"] != pid and status["n_labeled"] == 10 and status["round"] >= 2
     with Journal(magics.current_lab().session_dir / "session.sqlite") as journal:
         assert len([r for r in journal.label_history() if r.labeler == "magic"]) == 10
 

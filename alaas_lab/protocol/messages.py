@@ -359,6 +359,8 @@ class HelloReplyContent(_HelloReplyRequired, total=False):
     data_kind: str  # the config's data.kind: how the client reads strings it pushes
     config: dict  # the config the worker runs, as Config.to_dict() gives it
     resumed: bool  # the worker found a session in its journal when it started
+    features: list[str]  # requests beyond protocol 1.0 it serves: "leases", "leave_out"
+    lookahead: bool  # rounds.mode is async: selections run ahead of the labelers
 
 
 class FitContent(TypedDict, total=False):
@@ -503,6 +505,21 @@ class NextItemsReplyContent(_NextItemsReplyRequired, total=False):
     strategies: list[str]
 
 
+class _LeaveOutRequired(TypedDict):
+    item_id: int
+
+
+class LeaveOutContent(_LeaveOutRequired, total=False):
+    """``leave_out`` request: a queued item skipped twice leaves its round (``undo``: back)."""
+
+    labeler: str
+    undo: bool
+
+
+class LeaveOutReplyContent(_LeaveOutRequired, total=False):
+    """``leave_out_reply``: done; the item is never selected again (unless undone)."""
+
+
 MessageKind = Literal["request", "reply", "event"]
 
 _MESSAGE_TYPES: dict[str, type] = {}
@@ -574,6 +591,8 @@ for _name, _spec, _kind in (
     ("item_data", ItemDataContent, "request"),
     ("item_data_reply", ItemDataReplyContent, "reply"),
     ("next_items", NextItemsContent, "request"),
+    ("leave_out", LeaveOutContent, "request"),
+    ("leave_out_reply", LeaveOutReplyContent, "reply"),
     ("next_items_reply", NextItemsReplyContent, "reply"),
     ("history", HistoryContent, "request"),
     ("history_reply", HistoryReplyContent, "reply"),

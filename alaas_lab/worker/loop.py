@@ -411,7 +411,9 @@ class Worker:
             "events": self.events_endpoint, "protocol_version": PROTOCOL_VERSION,
             "pid": os.getpid(), "session_dir": str(self.session.dir),
             "name": self.config.name, "classes": list(self.config.classes),
-            "data_kind": self.config.data.kind, "config": self.config.to_dict(),
+            "data_kind": self.config.data.kind,
+            "features": ["leases", "leave_out"],
+            "lookahead": self.config.rounds.mode == "async", "config": self.config.to_dict(),
             "resumed": self.session.resumed})
 
     def _on_status(self, request: Message) -> None:
@@ -468,6 +470,14 @@ class Worker:
             return
         self._submit("query", lambda: self._select_and_lease(n, labeler), request,
                      "next_items_reply")
+
+    def _on_leave_out(self, request: Message) -> None:
+        """A labeler skipped an item twice: out of its round (``undo``: back in)."""
+        c = request.content
+        done = self.session.leave_out(c["item_id"], labeler=c.get("labeler"),
+                                      undo=bool(c.get("undo")))
+        self.wire.reply(self.router, request, "leave_out_reply", {"item_id": c["item_id"]})
+        self._after_labels([{"round_complete": done}])
 
     def _select_and_lease(self, n: int, labeler: str) -> dict[str, Any]:
         s, ttl = self.session, self.config.rounds.lease_s

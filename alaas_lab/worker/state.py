@@ -126,6 +126,8 @@ class PoolSession:
         self.pending: dict[int, tuple[int, str]] = {}  # item -> (round, strategy)
         self.ever_queued: set[int] = set()  # labels are accepted for these items only
         self.leases: dict[int, tuple[str, float]] = {}  # item -> (labeler, expiry, monotonic)
+        #: skipped twice: out of its round, never selected again (item -> (round, strategy))
+        self.left_out: dict[int, tuple[int, str]] = {}
         self.round = 0
         self.strategy = config.active_learning.strategy.type
         self.head = self._new_head()
@@ -228,6 +230,14 @@ class PoolSession:
                                    else -1)
         for sel in self.journal.pending_selections():
             self.pending[sel.item_id] = (sel.round, sel.strategy)
+        for event in self.journal.events("left_out"):
+            item = int(event.payload["item_id"])
+            if event.payload.get("undo"):
+                self.left_out.pop(item, None)
+            elif item in self.pending:
+                self.left_out[item] = self.pending.pop(item)
+        for item in self.left_out:
+            self.pending.pop(item, None)
         selections = self.journal.selections()
         self.ever_queued = {s.item_id for s in selections}
         self.round = max((s.round for s in selections), default=0)
@@ -448,7 +458,35 @@ class PoolSession:
         blocked = ~self.emb.filled | self.quarantined | self.labeled | self.is_eval
         if self.pending:
             blocked[list(self.pending)] = True
+        if self.left_out:
+            blocked[list(self.left_out)] = True
         return blocked
+
+    def leave_out(self, item_id: Any, *, labeler: str | None = None, undo: bool = False
+                  ) -> int | None:
+        """Take a queued item out of its round (a labeler skipped it twice), or back in.
+
+        Journaled (``left_out`` events), so a new widget or a restarted worker keeps it
+        out; it is never selected again. Returns the round this completes, if any.
+        """
+        with self.lock:
+            item_id = self._check_item(item_id)
+            if undo:
+                if item_id not in self.left_out:
+                    return None
+                self.pending[item_id] = self.left_out.pop(item_id)
+                self.journal.record_event("left_out", {"item_id": item_id, "undo": True,
+                                                       "labeler": labeler})
+                return None
+            if item_id not in self.pending:
+                raise InputError(f"item {item_id} is not queued; only a queued item can be "
+                                 "left out of its round.", reason="not_queued")
+            rnd, strategy = self.left_out[item_id] = self.pending.pop(item_id)
+            self.leases.pop(item_id, None)
+            self.journal.record_event("left_out", {"item_id": item_id, "round": rnd,
+                                                   "strategy": strategy, "labeler": labeler})
+            done = self.completed_rounds({rnd})
+            return done[0] if done else None
 
     def begin_round(self, picks: dict[str, list[int]], *, round_: int | None = None,
                     model: tuple[int | None, int] | None = None) -> tuple[list[int], int]:
