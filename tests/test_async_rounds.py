@@ -167,3 +167,32 @@ def test_pshea_prepares_the_next_round_while_this_one_is_labeled(tmp_path, digit
         assert early, "no pick of a next round was labeled while a round's fits ran"
     finally:
         lab.stop()
+
+
+def test_an_item_left_out_closes_its_round_and_stays_out(tmp_path, digits):
+    X, y = digits
+    lab = start(tmp_path, digits, mode="sync")
+    try:
+        c = lab.client
+        items = c.next_items(10, labeler="ann")["item_ids"]
+        odd, rest = items[0], items[1:]
+        c.leave_out(odd, labeler="ann")
+        c.leave_out(odd, labeler="ann", undo=True)  # Undo: back in its round
+        assert lab.status()["n_pending"] == 10
+        c.leave_out(odd, labeler="ann")
+        c.label_many(rest, [y[i] for i in rest], labeler="ann")
+        deadline = time.monotonic() + 30
+        while not lab.status()["rounds"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r["round"] for r in lab.status()["rounds"]] == [1]  # closed without it
+        lab.stop()
+        lab = Lab(session_dir=lab.session_dir).start()  # a restarted worker keeps it out
+        later = []
+        for _ in range(5):
+            reply = lab.client.next_items(10, labeler="bob")
+            later += reply["item_ids"]
+            lab.client.label_many(reply["item_ids"], [y[i] for i in reply["item_ids"]],
+                                  labeler="bob")
+        assert odd not in later and len(later) == 50
+    finally:
+        lab.stop()

@@ -233,7 +233,8 @@ class PoolSession:
         for event in self.journal.events("left_out"):
             item = int(event.payload["item_id"])
             if event.payload.get("undo"):
-                self.left_out.pop(item, None)
+                if item in self.left_out:
+                    self.pending[item] = self.left_out.pop(item)
             elif item in self.pending:
                 self.left_out[item] = self.pending.pop(item)
         for item in self.left_out:
