@@ -416,6 +416,7 @@ def simulate(
     classes: Any = None,
     holdout: float = 0.25,
     mc_samples: int = _strategies.MC_SAMPLES,
+    rounds_mode: str = "sync",
 ) -> SimulationResult:
     """Simulate pool-based active learning with an oracle that knows every label.
 
@@ -453,6 +454,11 @@ def simulate(
         Fraction held out when no test set is given.
     mc_samples : int, default strategies.MC_SAMPLES (20)
         MC-dropout samples for BALD-type strategies.
+    rounds_mode : {"sync", "async"}, default "sync"
+        ``async`` models the worker's asynchronous rounds: round ``r`` is selected
+        while round ``r - 1`` is still being labeled, so with a head that has not seen
+        that round's labels (and at random before any label); a last record follows
+        once the last round's labels are in.
 
     Returns
     -------
@@ -469,6 +475,8 @@ def simulate(
     budget = check_count(budget_per_round, name="budget_per_round", minimum=1)
     initial = check_count(initial_labeled, name="initial_labeled", minimum=1)
     seed = check_count(seed, name="seed")
+    if rounds_mode not in ("sync", "async"):
+        raise InputError(f"rounds_mode must be 'sync' or 'async'; got {rounds_mode!r}.")
     split_seq, loop_seq = np.random.SeedSequence(seed).spawn(2)
 
     X_pool, y_pool, X_te, y_te = split_pool(X, y, X_test, y_test, holdout, split_seq)
@@ -491,12 +499,23 @@ def simulate(
         mc_samples=mc_samples,
         seed=np.random.default_rng(loop_seq),
     )
-    for r in range(rounds + 1):
+    unanswered: np.ndarray | None = None  # async: the round being labeled while we select
+    for r in range(rounds + 2 if rounds_mode == "async" else rounds + 1):
         t0 = time.perf_counter()
         k, name = (initial, "random") if r == 0 else (budget, strategy)
-        idx = learner.query(k, strategy=name)
+        if rounds_mode == "async" and learner.n_labeled == 0:
+            name = "random"  # no label has come back yet: no model
+        idx = (learner.query(k, strategy=name) if r <= rounds
+               else np.zeros(0, dtype=np.int64))
         t_query = time.perf_counter() - t0
-        learner.teach(idx, y_pool[idx])
+        if rounds_mode == "async":  # the previous round's answers land now
+            if unanswered is not None:
+                learner.teach(unanswered, y_pool[unanswered])
+            unanswered = idx
+        else:
+            learner.teach(idx, y_pool[idx])
+        if learner.n_labeled == 0:
+            continue
         learner.fit()
         scores = learner.evaluate(X_te, y_te)
         rec = learner.record(

@@ -219,3 +219,16 @@ def test_learner_errors(small):
         learner.query(6)
     with pytest.raises(InputError, match="unknown strategy"):
         ActiveLearner(X, classes=10, strategy="nope")
+
+
+def test_simulate_async_selects_with_a_head_one_round_behind():
+    d = datasets.digits()
+    sync = simulate(d.X, d.y, strategy="margin", rounds=4, budget_per_round=20, seed=0)
+    lag = simulate(d.X, d.y, strategy="margin", rounds=4, budget_per_round=20, seed=0,
+                   rounds_mode="async")
+    assert [r.n_labeled for r in lag.records] == [r.n_labeled for r in sync.records]
+    # round 1 is picked before the seed set's labels are back: at random, not by margin
+    assert lag.records[0].strategy == "random" and sync.records[1].strategy == "margin"
+    assert not set(lag.records[0].selected) & set(sync.records[1].selected)
+    with pytest.raises(InputError, match="rounds_mode"):
+        simulate(d.X, d.y, strategy="margin", rounds=1, budget_per_round=5, rounds_mode="later")
