@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--dataset", choices=["mnist", "digits"], default="mnist",
                     help="mnist (20,000 items: rounds take seconds) or digits (fast rounds)")
     ap.add_argument("--strategy", default="kcenter_greedy")
+    ap.add_argument("--mode", choices=["sync", "async"], default="async",
+                    help="rounds.mode: async selects while the person labels")
     args = ap.parse_args()
 
     from alaas_lab.server import Server
@@ -138,7 +140,7 @@ def main() -> None:
     write_notebook(root / "latency.ipynb",
                    digits_session(root, per_round=args.per_round, total=10 * args.presses,
                                   pool=n_pool, labeler="bench", dataset=args.dataset,
-                                  strategy=args.strategy))
+                                  strategy=args.strategy, mode=args.mode))
     jlab = start_jupyterlab(root, base)
     poller = StatusPoller(root / "session" / "worker.json")
     poller.start()

@@ -39,14 +39,16 @@ def test_head_fits_separable_data_and_probabilities_are_valid():
     assert scores["n"] == 90
 
 
-def test_head_matches_sklearn_logistic_regression():
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_head_matches_sklearn_logistic_regression(solver):
     """Same objective as sklearn's multinomial L2 logistic regression on standardized X."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     X, y = blobs(n_per_class=40, spread=2.5, seed=3)  # overlapping: a non-trivial optimum
     wd = 0.05
-    head = LastLayerHead(classes=3, weight_decay=wd, tol=1e-10, max_iter=500).fit(X, y)
+    head = LastLayerHead(classes=3, weight_decay=wd, tol=1e-10, max_iter=500,
+                         solver=solver).fit(X, y)
     Z = StandardScaler().fit_transform(X)
     ref = LogisticRegression(C=1.0 / (wd * len(y)), tol=1e-10, max_iter=5000).fit(Z, y)
     np.testing.assert_allclose(head.predict_proba(X), ref.predict_proba(Z), atol=1e-4)
@@ -109,9 +111,10 @@ def test_warm_start_continues_from_previous_weights():
     assert gap_warm < 1e-3 < gap_cold
 
 
-def test_warm_start_from_converged_weights_keeps_them():
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_warm_start_from_converged_weights_keeps_them(solver):
     X, y = blobs(spread=2.0)
-    head = LastLayerHead(classes=3, tol=1e-9, max_iter=500).fit(X, y)
+    head = LastLayerHead(classes=3, tol=1e-9, max_iter=500, solver=solver).fit(X, y)
     before = head.coef_.copy()
     head.fit(X, y)
     np.testing.assert_allclose(head.coef_, before, atol=1e-6)
@@ -146,6 +149,83 @@ def test_warm_start_survives_a_change_of_standardization():
     warm_gap = np.abs(head.decision_function(X) - logits).max()
     cold_gap = np.abs(cold.decision_function(X) - logits).max()
     assert warm_gap < cold_gap
+
+
+def test_newton_cg_reaches_the_lbfgs_optimum_and_refits_in_few_steps():
+    X, y = blobs(n_per_class=60, n_classes=5, d=40, spread=3.0, seed=2)
+    first, more = np.arange(0, 300, 3), np.arange(0, 300, 2)
+    lb = LastLayerHead(classes=5).fit(X[first], y[first], standardize_on=X)
+    nt = LastLayerHead(classes=5, solver="newton-cg").fit(X[first], y[first], standardize_on=X)
+    np.testing.assert_allclose(nt.coef_, lb.coef_, atol=1e-4)
+    assert nt.n_iter_ < lb.n_iter_ / 3
+    nt.fit(X[more], y[more], standardize_on=X)  # warm-started
+    cold = LastLayerHead(classes=5, solver="newton-cg").fit(X[more], y[more], standardize_on=X)
+    np.testing.assert_allclose(nt.coef_, cold.coef_, atol=1e-4)
+    # and the fit itself is what the gradient test says: the largest entry below tol
+    Z = (X[more] - nt.mean_) / nt.scale_
+    logits = Z @ nt.coef_.T + nt.intercept_
+    P = np.exp(logits - logits.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    P[np.arange(len(more)), y[more]] -= 1.0
+    grad = P.T @ Z / len(more) + nt.weight_decay * nt.coef_
+    assert np.abs(grad).max() <= nt.tol
+
+
+def test_stats_are_the_pool_statistics_computed_once():
+    from alaas_lab.models.head import feature_stats
+
+    X, y = blobs(n_per_class=30, spread=2.0, seed=4)
+    pool = np.vstack([X, X * 2.0 + 1.0]).astype(np.float32)
+    stats = feature_stats(pool)
+    a = LastLayerHead(classes=3).fit(X, y, standardize_on=pool)
+    b = LastLayerHead(classes=3).fit(X, y, stats=stats)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.scale_, b.scale_)
+    const = np.hstack([pool, np.ones((len(pool), 1), np.float32)])
+    assert feature_stats(const)[1][-1] == 1.0  # a constant feature is not scaled
+    with pytest.raises(InputError, match="not both"):
+        LastLayerHead(classes=3).fit(X, y, standardize_on=pool, stats=stats)
+    with pytest.raises(InputError, match=r"shape \(5,\)"):
+        LastLayerHead(classes=3).fit(X, y, stats=(stats[0][:3], stats[1][:3]))
+    with pytest.raises(InputError, match="pair"):
+        LastLayerHead(classes=3).fit(X, y, stats=stats[0])
+    with pytest.raises(InputError, match="> 0"):
+        LastLayerHead(classes=3).fit(X, y, stats=(stats[0], 0 * stats[1]))
+
+
+def reference_mc(head, X, T, rng):
+    """MC dropout as first written: float masks, standardized features in float64."""
+    Z = (np.asarray(X, np.float64) - head.mean_) / head.scale_
+    keep = 1.0 - head.dropout
+    out = np.empty((T, X.shape[0], len(head.classes_)))
+    for t in range(T):
+        mask = rng.random(Z.shape, dtype=np.float32) < keep
+        logits = (Z * mask / keep) @ head.coef_.T + head.intercept_
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        out[t] = p / p.sum(1, keepdims=True)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("offset", [0, 1])
+def test_mc_dropout_draws_the_masks_of_the_float_draw_and_leaves_the_same_rng(dtype, offset):
+    X, y = blobs(n_per_class=37, spread=1.5, d=7)  # 111 x 7: an odd number of draws
+    X = X.astype(dtype)
+    head = LastLayerHead(classes=3, dropout=0.35).fit(X, y)
+    ours, ref = np.random.default_rng(9), np.random.default_rng(9)
+    if offset:  # a half-used 64-bit draw waiting in the generator
+        ours.random(dtype=np.float32)
+        ref.random(dtype=np.float32)
+    got = head.predict_proba_mc(X, T=5, rng=ours)
+    want = reference_mc(head, X, 5, ref)
+    np.testing.assert_allclose(got, want, atol=1e-5 if dtype == np.float32 else 1e-10)
+    assert ours.random() == ref.random()  # the generator is left where the float draw leaves it
+    # other bit generators draw floats, with the same result
+    np.testing.assert_allclose(
+        head.predict_proba_mc(X, T=2, rng=np.random.Generator(np.random.Philox(3))),
+        reference_mc(head, X, 2, np.random.Generator(np.random.Philox(3))),
+        atol=1e-5 if dtype == np.float32 else 1e-10)
 
 
 def test_adam_solver_learns_too():

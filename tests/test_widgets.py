@@ -27,7 +27,7 @@ from alaas_lab.journal import Journal
 from alaas_lab.protocol import Session
 from alaas_lab.widgets import Dashboard, LabelingWidget, key_map
 from alaas_lab.widgets.keys import DEFAULT_KEYS
-from alaas_lab.widgets.labeler import N_SLOTS, UNDO_DEPTH, _available, _pool_wait
+from alaas_lab.widgets.labeler import N_SLOTS, UNDO_DEPTH
 
 CLASSES = [str(i) for i in range(10)]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -50,7 +50,8 @@ def config(cache_dir, **extra):
                                 "model": {"name": "flatten", "batch_size": 64}},
             "data": {"kind": "array"}, "classes": CLASSES,
             "budget": {"total": 100, "per_round": 10, "initial": 10},
-            "target_accuracy": 0.9, "cache_dir": str(cache_dir)}
+            "target_accuracy": 0.9, "cache_dir": str(cache_dir),
+            "rounds": {"mode": "sync"}}  # the paper's loop: rounds in order (async: below)
     base.update(extra)
     return base
 
@@ -153,7 +154,7 @@ def test_key_map_custom_keys_and_errors():
         key_map(["cat", "dog"], keys="c")
     with pytest.raises(InputError, match=r"distinct; 'C' is given to both 'cat' and 'dog'"):
         key_map(["cat", "dog"], keys="cc")
-    with pytest.raises(InputError, match=r"single digits or letters .*Space and Backspace"):
+    with pytest.raises(InputError, match=r"single digits or letters .*Space, Backspace and Enter"):
         key_map(["cat", "dog"], keys=["c", " "])
 
 
@@ -170,7 +171,8 @@ def test_labeler_traits_prefetch_and_slots(lab, digits):
     assert w.wait_ready(30) and w.state == "labeling"
     assert w.classes == CLASSES and w.key_labels == CLASSES  # digit classes: their own key
     assert w.key_codes == [b.code for b in key_map(CLASSES)]
-    assert w.action_codes == {"skip": "Space", "undo": "Backspace"}
+    assert w.action_codes == {"skip": "Space", "undo": "Backspace", "accept": "Enter"}
+    assert (w.n_slots, w.undo_depth) == (N_SLOTS, UNDO_DEPTH)  # the view reads them
     # the window: N_SLOTS items in order, the first prefetch+1 with content in bytes traits
     wait_for(lambda: sum(s.get("loaded", False) for s in w.slots) >= w.prefetch + 1)
     assert len(w.order) == N_SLOTS and sorted(w.order) == list(range(N_SLOTS))
@@ -185,8 +187,8 @@ def test_labeler_traits_prefetch_and_slots(lab, digits):
     before = {i: (dict(w.slots[i]), getattr(w, f"slot_{i}")) for i in range(N_SLOTS)}
     answered = front.answer(y)
     assert w.acked == front.seq  # the kernel acknowledged the message it applied
-    assert answered not in w.queued and w.history[-1] == {"item_id": answered,
-                                                          "label": str(y[answered])}
+    assert answered not in w.queued and w.history[-1] == {
+        "item_id": answered, "label": str(y[answered]), "action": "answer"}
     # only the freed slot changed: each answer ships one new item's bytes, not the queue
     changed = [i for i in range(N_SLOTS)
                if (w.slots[i], getattr(w, f"slot_{i}")) != before[i]]
@@ -219,6 +221,29 @@ def test_labels_reach_the_journal_and_the_next_round_is_queried(lab, digits):
             (1, "random", 10)]
 
 
+def test_the_model_suggests_an_answer_and_enter_takes_it(lab, digits):
+    _, y = digits
+    w = lab.label()
+    front = Front(w)
+    first = front.shown()
+    assert "suggestion" not in first and "model" not in first  # no head yet: random picks
+    for _ in range(10):
+        front.answer(y)
+    wait_for(lambda: w.progress["round"] == 2 and w.state == "labeling", timeout=60)
+    item = front.shown()
+    (top1,) = [r["top1"] for r in lab.status()["rounds"]]
+    # the head of round 1 chose it (10 labels) and guesses its class; nothing is answered
+    assert item["model"] == {"round": 1, "n_labeled": 10, "top1": top1}
+    guess = item["suggestion"]
+    assert guess["label"] in CLASSES and 0 < guess["confidence"] <= 1
+    assert w.flush(10) and len(lab.labels()) == 10
+    front.send(type="accept", item_id=item["item_id"])  # Enter
+    assert w.history[-1] == {"item_id": item["item_id"], "label": guess["label"],
+                             "action": "answer"}
+    assert w.flush(10)
+    assert lab.labels().set_index("item_id")["label"][item["item_id"]] == guess["label"]
+
+
 def test_undo_takes_back_the_last_ten_answers(lab, digits):
     _, y = digits
     w = lab.label()
@@ -245,7 +270,26 @@ def test_undo_takes_back_the_last_ten_answers(lab, digits):
     assert all(labels[i] == str(y[i]) for i in answered[2:])
 
 
-def test_skip_moves_an_item_back_and_a_second_skip_closes_the_round_without_it(lab, digits):
+def test_skip_then_undo_takes_back_the_skip_not_the_answer_before_it(lab, digits):
+    _, y = digits
+    w = lab.label()
+    front = Front(w)
+    answered = front.answer(y)
+    skipped = front.shown()["item_id"]
+    front.send(type="skip", item_id=skipped)
+    assert w.queued[-1] == skipped and w.history[-1] == {"item_id": skipped, "label": None,
+                                                         "action": "skip"}
+    front.send(type="undo")
+    shown = front.shown()
+    assert shown["item_id"] == skipped and shown["skips"] == 0 and not shown["relabel"]
+    assert w.history == [{"item_id": answered, "label": str(y[answered]), "action": "answer"}]
+    assert w.flush(10)
+    with Journal(lab.session_dir / "session.sqlite") as journal:  # no retraction went out
+        assert [(r.item_id, r.label) for r in journal.label_history()
+                if r.labeler == "tester"] == [(answered, str(y[answered]))]
+
+
+def test_an_item_skipped_twice_is_left_out_and_stays_out_when_the_cell_is_rerun(lab, digits):
     _, y = digits
     w = lab.label()
     front = Front(w)
@@ -257,10 +301,36 @@ def test_skip_moves_an_item_back_and_a_second_skip_closes_the_round_without_it(l
     again = front.shown()
     assert again["item_id"] == skipped and again["skips"] == 1
     front.send(type="skip", item_id=skipped)  # again, with nothing else left
+    assert w.queue.left_out == [skipped] and skipped not in w.queued
     wait_for(lambda: w.progress["round"] == 2, timeout=60)
     with Journal(lab.session_dir / "session.sqlite") as journal:
         assert [r.round for r in journal.rounds()] == [1]  # the round was fitted without it
         assert skipped not in journal.labels()
+    round2 = list(w.queued)
+    rerun = lab.label()  # %alaas label again: only the worker's history tells what happened
+    assert rerun.wait_ready(30)
+    assert skipped not in rerun.queued and rerun.queue.left_out == [skipped]
+    assert rerun.queued == round2 and "skipped twice stay left out" in rerun.message
+
+
+def test_with_lookahead_the_next_selection_comes_before_this_one_is_answered(
+        tmp_path, cache_dir, digits):
+    X, y = digits
+    lab = Lab(config(cache_dir, rounds={"mode": "async"}), tmp_path / "async").start()
+    lab.push(X[:300])
+    w = LabelingWidget(connection_file=lab.connection_file, n=10, labeler="tester")
+    try:
+        assert w.wait_ready(60) and w.queue.lookahead and w.queue.leases  # from its hello
+        front = Front(w)
+        for _ in range(7):  # 3 left, fewer than prefetch (4): the queue asks for round 2
+            front.answer(y)
+        wait_for(lambda: len(w.queued) > 3, timeout=60)
+        rounds = [e.round for e in w.queue.items]
+        assert rounds[:3] == [1, 1, 1] and set(rounds[3:]) == {2}
+        assert w.progress["round_done"] == 7
+    finally:
+        w.close()
+        lab.stop()
 
 
 @pytest.fixture
@@ -315,27 +385,6 @@ def test_the_labeler_waits_for_a_push_in_flight_instead_of_finishing(tmp_path, c
     finally:
         lab.close_widgets()
         lab.server.kill()
-
-
-@pytest.mark.parametrize(("status", "available", "expected"), [
-    ({"state": "push", "n_items": 400, "n_embedded": 120, "n_eval": 100}, 5, "120 of 400"),
-    ({"state": "idle", "n_items": 400, "n_embedded": 100, "n_eval": 100, "jobs_queued": 1}, 0,
-     "100 of 400 items embedded; 1 job(s) queued"),
-    ({"state": "idle", "n_items": 400, "n_embedded": 390, "n_quarantined": 10, "n_eval": 100},
-     0, ""),  # all embedded but the quarantined ones: a pool used up is done
-    ({"state": "push", "n_items": 400, "n_embedded": 300, "n_eval": 100}, 10, ""),  # enough
-    ({"state": "idle", "n_items": 100, "n_embedded": 100, "n_eval": 100}, 0, "nothing pushed"),
-])
-def test_pool_wait_reads_the_status_numbers(status, available, expected):
-    why = _pool_wait(status, available, 10)  # 10 items asked for
-    assert expected in why if expected else why == ""
-
-
-def test_available_counts_quarantined_items_once():
-    # quarantined items never got embedded: subtracting them again hid labelable items
-    status = {"n_items": 412, "n_embedded": 400, "n_quarantined": 12, "n_labeled": 30,
-              "n_eval": 100, "n_pending": 10}
-    assert _available(status) == 260
 
 
 def test_a_label_never_waits_on_the_worker_and_errors_show(lab, digits):
@@ -589,3 +638,33 @@ def test_export_and_labels_table(lab, digits, tmp_path):
         assert [r["item_id"] for r in back] == ids
     with pytest.raises(AlaasError, match=r"must end in \.csv, \.jsonl or \.parquet"):
         lab.export(tmp_path / "labels.xlsx")
+
+
+def test_pshea_async_the_labeler_never_waits_across_round_ends(tmp_path, cache_dir, digits):
+    """Issue 13: three PSHEA round boundaries, one answer at a time; the next item is there."""
+    X, y = digits
+    cfg = config(cache_dir, rounds={"mode": "async"},
+                 active_learning={"strategy": {"type": "auto",
+                                               "candidates": ["margin", "entropy", "random"]},
+                                  "model": {"name": "flatten", "batch_size": 64}},
+                 budget={"total": 300, "per_round": 10, "initial": 10})
+    lab = Lab(cfg, tmp_path / "auto-async", labeler="tester").start()
+    lab.push(X[:400])
+    lab.push(X[1500:], role="eval", labels=list(y[1500:]))
+    w = LabelingWidget(connection_file=lab.connection_file, n=10, labeler="tester")
+    try:
+        front = Front(w)
+        front.shown()
+        gaps = []
+        for _ in range(75):  # the seed round, two PSHEA rounds of up to 30, into a third
+            front.answer(y)
+            t0 = time.perf_counter()
+            wait_for(lambda: w.order and w.slots[w.order[0]].get("loaded"), timeout=60)
+            gaps.append(time.perf_counter() - t0)
+            time.sleep(0.05)
+        wait_for(lambda: lab.status()["auto"]["round"] >= 3, timeout=60)
+        assert max(gaps) < 0.5, sorted(gaps)[-5:]  # never an empty labeler
+        assert len({e["round"] for e in lab.client.history(include=["rounds"])["rounds"]}) >= 3
+    finally:
+        w.close()
+        lab.stop()

@@ -5,6 +5,8 @@ Public API
 forecast.forecast(t, acc, t_next, *, models=..., select="mean") -> Forecast   (module function)
 Pshea(candidates, *, target, b_max, budget_per_round, ...)   the controller: plan/observe
 run_pshea(X, y, *, candidates, rounds, budget_per_round, ...) -> PsheaResult
+RoundEngine(X, *, classes, ...)   one pool's heads, probabilities and strategy state, kept
+                                  across rounds: fit(name, rows, y), select(name, k, ...)
 
 :mod:`~alaas_lab.agent.forecast` and :mod:`~alaas_lab.agent.pshea` are pure
 (numbers in, decisions out). :func:`run_pshea` drives them with one
@@ -21,8 +23,8 @@ from . import forecast
 from .forecast import MODELS, Forecast
 from .pshea import Decision, Plan, Pshea
 
-__all__ = ["MODELS", "Decision", "Forecast", "Plan", "Pshea", "PsheaResult", "forecast",
-           "run_pshea"]
+__all__ = ["MODELS", "Decision", "Forecast", "Plan", "Pshea", "PsheaResult", "RoundEngine",
+           "forecast", "run_pshea"]
 
 
 def __getattr__(name: str) -> Any:
@@ -31,4 +33,8 @@ def __getattr__(name: str) -> Any:
         from . import runner
 
         return getattr(runner, name)
+    if name == "RoundEngine":
+        from .round import RoundEngine
+
+        return RoundEngine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,9 +4,36 @@
 // listed in alaas_lab/widgets/dashboard.py; the SVG is drawn here, no network.
 
 const SVG = "http://www.w3.org/2000/svg";
-const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-const W = 800, H = 300, M = { l: 52, r: 18, t: 16, b: 38 };
+// strategy colours: CSS variables --alaas-series-0 … 7 (alaas.css, from JupyterLab's --jp-*)
+const N_SERIES = 8;
+const SEED_COLOR = "var(--alaas-seed)";
+const M = { l: 52, r: 18, t: 16, b: 38 };
+
+// FNV-1a: a strategy's colour follows from its name, not from the order names arrived in
+function hashName(name) {
+  let x = 0x811c9dc5;
+  for (const ch of name) {
+    x ^= ch.codePointAt(0);
+    x = Math.imul(x, 0x01000193);
+  }
+  return x >>> 0;
+}
+
+// One colour per strategy: its name's hash picks a slot; two names on one slot are
+// parted in name order. The same names always get the same colours (a worker
+// restart, a new kernel, another order of arrival), and a name keeps its colour in
+// every session where it does not collide.
+export function strategyColors(names) {
+  const slots = new Map();
+  const taken = new Set();
+  for (const name of [...new Set(names)].sort()) {
+    let i = hashName(name) % N_SERIES;
+    for (let n = 0; taken.has(i) && n < N_SERIES; n++) i = (i + 1) % N_SERIES;
+    taken.add(i);
+    slots.set(name, `var(--alaas-series-${i})`);
+  }
+  return slots;
+}
 
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -37,7 +64,8 @@ const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed
 const num = (v) => typeof v === "number" && Number.isFinite(v);
 
 function render({ model, el }) {
-  const root = h("div", { class: "alaas alaas-dashboard" });
+  const root = h("div", { class: "alaas alaas-dashboard", role: "region",
+    "aria-label": "Active learning dashboard" });
   el.append(root);
   const badge = h("span", { class: "alaas-badge" });
   const subtitle = h("span", { class: "alaas-muted" });
@@ -45,17 +73,50 @@ function render({ model, el }) {
     h("span", { class: "alaas-title" }, "Active learning: accuracy per strategy"), badge,
     h("span", { class: "alaas-spacer" }), subtitle);
   const cards = h("div", { class: "alaas-cards" });
-  const errorBox = h("div", { class: "alaas-error", hidden: true });
+  const errorBox = h("div", { class: "alaas-error", role: "alert", hidden: true });
+  const gone = h("div", { class: "alaas-gone", role: "alert", hidden: true });
   const banner = h("div", { class: "alaas-banner", hidden: true });
   const chart = h("div", { class: "alaas-chart" });
   const legend = h("div", { class: "alaas-legend" });
   const timelineTitle = h("div", { class: "alaas-section-title" }, "Strategies");
   const timeline = h("div", { class: "alaas-timeline" });
-  root.append(header, errorBox, cards, banner, chart, timelineTitle, timeline);
+  const live = h("div", { class: "alaas-sr-only", role: "status", "aria-live": "polite",
+    "aria-atomic": "true" });
+  root.append(header, gone, errorBox, cards, banner, chart, timelineTitle, timeline, live);
+
+  // ---- is the kernel side still there? (see labeler.js) ------------------
+  let lastBeat = performance.now();
+  let commDead = false;
+  let silent = false;
+  const beatTimeout = () => 1000 * Math.max(6, 3 * (model.get("heartbeat_s") || 2) + 1);
+  const alive = () => !commDead && !silent;
+  const onBeat = () => {
+    lastBeat = performance.now();
+    if (silent || commDead) { silent = false; commDead = false; updateHeader(); }
+  };
+  // a restart flips the model's comm_live (unreadable here): cut off until a heartbeat
+  const onCommLive = () => { commDead = true; updateHeader(); };
+  const watchdog = setInterval(() => {
+    const now = performance.now() - lastBeat > beatTimeout();
+    if (now !== silent) { silent = now; updateHeader(); }
+  }, 1000);
+
+  let lastAnnounced = "";
+  function announce(text) {
+    if (text && text !== lastAnnounced) { lastAnnounced = text; live.textContent = text; }
+  }
+
+  // the chart is drawn at the width it has, so its text stays 11 px at any width
+  let width = 0;
+  const resize = new ResizeObserver(() => {
+    const w = Math.round(chart.clientWidth);
+    if (w && Math.abs(w - width) > 1) { width = w; schedule(); }
+  });
+  resize.observe(chart);
 
   function colorOf() {
-    const names = model.get("strategies") || [];
-    return (name) => PALETTE[Math.max(0, names.indexOf(name)) % PALETTE.length];
+    const colors = strategyColors(model.get("strategies") || []);
+    return (name) => colors.get(name) || SEED_COLOR;
   }
 
   // The worker's seed round (random picks before any model exists) is not a racing
@@ -73,13 +134,20 @@ function render({ model, el }) {
     return seed ? [seed, ...names] : names;
   }
 
+  // long names (least_confidence) may break after an underscore, not mid-word
+  const breakable = (text) => String(text).split("_")
+    .flatMap((part, i) => (i ? [h("wbr"), `_${part}`] : [part]));
+
   function card(label, value, sub, fill) {
     const node = h("div", { class: "alaas-card" },
       h("div", { class: "alaas-card-label" }, label),
-      h("div", { class: "alaas-card-value" }, value));
+      h("div", { class: "alaas-card-value", title: value }, breakable(value)));
     if (fill !== undefined) {
-      const bar = h("div", { class: "alaas-bar" }, h("div", { class: "alaas-bar-fill alaas-bar-fill-2" }));
-      bar.firstChild.style.width = `${Math.max(0, Math.min(100, 100 * fill))}%`;
+      const share = Math.max(0, Math.min(1, fill));
+      const bar = h("div", { class: "alaas-bar", role: "progressbar", "aria-label": label,
+        "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(100 * share)),
+        "aria-valuetext": value }, h("div", { class: "alaas-bar-fill alaas-bar-fill-2" }));
+      bar.firstChild.style.width = `${100 * share}%`;
       bar.style.marginTop = "6px";
       node.append(bar);
     }
@@ -126,10 +194,12 @@ function render({ model, el }) {
     const target = model.get("target");
     chart.replaceChildren();
     if (!results.length && !forecasts.length) {
-      chart.append(h("div", { class: "alaas-empty", style: "padding: 24px" },
+      chart.append(h("div", { class: "alaas-empty" },
         "No round finished yet: the curves appear when the first round is labeled."));
       return;
     }
+    const W = Math.max(280, width || chart.clientWidth || 800);
+    const H = Math.round(Math.min(300, Math.max(200, W * 0.375)));
     const rounds = [...results, ...forecasts, ...eliminations].map((r) => r.round).filter(num);
     const r0 = Math.min(...rounds), r1 = Math.max(...rounds, r0 + 1);
     const values = [...results.map((r) => r.top1), ...forecasts.map((f) => f.predicted)]
@@ -141,14 +211,16 @@ function render({ model, el }) {
     const x = (r) => M.l + ((r - r0 + 0.35) / (r1 - r0 + 0.7)) * (W - M.l - M.r);
     const y = (v) => H - M.b - ((v - lo) / (hi - lo)) * (H - M.t - M.b);
 
-    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
-      "aria-label": "accuracy per round: actual and forecast" });
+    const best = results.filter((r) => num(r.top1)).sort((a, b) => b.top1 - a.top1)[0];
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
+      "aria-label": `Top-1 accuracy per round for ${strategies.join(", ")}: actual and forecast` +
+        (best ? `; best ${pct(best.top1)} by ${best.strategy} in round ${best.round}` : "") });
     const step = hi - lo > 0.45 ? 0.1 : 0.05;
     for (let v = lo; v <= hi + 1e-9; v += step) {
       svg.append(s("line", { class: "alaas-grid", x1: M.l, x2: W - M.r, y1: y(v), y2: y(v) }),
         s("text", { x: M.l - 8, y: y(v) + 4, "text-anchor": "end" }, `${Math.round(v * 100)}%`));
     }
-    const every = Math.max(1, Math.ceil((r1 - r0 + 1) / 14));
+    const every = Math.max(1, Math.ceil((r1 - r0 + 1) / Math.max(2, Math.floor((W - M.l - M.r) / 48))));
     for (let r = r0; r <= r1; r += every) {
       svg.append(s("line", { class: "alaas-axis", x1: x(r), x2: x(r), y1: H - M.b, y2: H - M.b + 4 }),
         s("text", { x: x(r), y: H - M.b + 17, "text-anchor": "middle" }, r));
@@ -166,7 +238,7 @@ function render({ model, el }) {
     const seedPoints = results.filter((r) => seeds.has(r.strategy) && num(r.top1))
       .sort((a, b) => a.round - b.round);
     for (const name of strategies) {
-      const c = seeds.has(name) ? "#9e9e9e" : color(name);
+      const c = seeds.has(name) ? SEED_COLOR : color(name);
       const actual = results.filter((r) => r.strategy === name && num(r.top1))
         .sort((a, b) => a.round - b.round);
       const line = actual.length && !seeds.has(name)
@@ -179,21 +251,21 @@ function render({ model, el }) {
         const anchor = actual.filter((r) => r.round < predicted[0].round).pop();
         if (anchor) pts.unshift([anchor.round, anchor.top1]);
         if (pts.length > 1) {
-          g.append(s("path", { d: path(pts), fill: "none", stroke: c, "stroke-width": 2,
-            "stroke-dasharray": "6 4", opacity: 0.8, class: "alaas-forecast-line" }));
+          g.append(s("path", { d: path(pts), fill: "none", style: `stroke: ${c}`, "stroke-width": 2,
+            "stroke-dasharray": "6 4", class: "alaas-forecast-line" }));
         }
       }
       if (line.length > 1) {
         g.append(s("path", { d: path(line.map((r) => [r.round, r.top1])), fill: "none",
-          stroke: c, "stroke-width": 2.2, class: "alaas-actual-line" }));
+          style: `stroke: ${c}`, "stroke-width": 2.2, class: "alaas-actual-line" }));
       }
       for (const f of predicted) {
-        g.append(s("circle", { cx: x(f.round), cy: y(f.predicted), r: 3.6, style: "fill: var(--jp-layout-color0, #fff)",
-          stroke: c, "stroke-width": 1.6, class: "alaas-pt-forecast", "data-round": f.round },
+        g.append(s("circle", { cx: x(f.round), cy: y(f.predicted), r: 3.6, style: `stroke: ${c}`,
+          "stroke-width": 1.6, class: "alaas-pt-forecast", "data-round": f.round },
         s("title", {}, `${name} · round ${f.round}: forecast ${pct(f.predicted)}`)));
       }
       for (const r of actual) {
-        g.append(s("circle", { cx: x(r.round), cy: y(r.top1), r: 4, fill: c,
+        g.append(s("circle", { cx: x(r.round), cy: y(r.top1), r: 4, style: `fill: ${c}`,
           class: "alaas-pt", "data-round": r.round, "data-strategy": name },
         s("title", {}, `${name} · round ${r.round}: ${pct(r.top1)} top-1` +
           `${num(r.top5) ? `, ${pct(r.top5)} top-5` : ""} (${r.n_labeled} labels)`)));
@@ -208,7 +280,7 @@ function render({ model, el }) {
         if (num(v)) {
           const cx = x(out.round), cy = y(v), d = 5;
           g.append(s("path", { d: `M${cx - d},${cy - d}L${cx + d},${cy + d}M${cx - d},${cy + d}L${cx + d},${cy - d}`,
-            stroke: c, "stroke-width": 2.4, class: "alaas-pt-eliminated" },
+            style: `stroke: ${c}`, "stroke-width": 2.4, class: "alaas-pt-eliminated" },
           s("title", {}, `${name} eliminated in round ${out.round}` +
             `${num(out.predicted) ? ` (forecast ${pct(out.predicted)})` : ""}`)));
         }
@@ -220,7 +292,8 @@ function render({ model, el }) {
       const out = eliminations.some((e) => e.strategy === name);
       const item = h("span", { class: `alaas-legend-item${out ? " alaas-out" : ""}` },
         h("span", { class: "alaas-legend-swatch" }), seeds.has(name) ? `${name} (seed)` : name);
-      item.firstChild.style.color = seeds.has(name) ? "#9e9e9e" : color(name);
+      item.firstChild.style.color = seeds.has(name) ? SEED_COLOR : color(name);
+      item.dataset.strategy = name;
       return item;
     }), h("span", { class: "alaas-legend-key" },
       h("span", {}, "── actual"), h("span", {}, "- - forecast"), h("span", {}, "× eliminated")));
@@ -244,7 +317,7 @@ function render({ model, el }) {
       const bar = track.firstChild;
       bar.style.left = `${(100 * (first - 1)) / current}%`;
       bar.style.width = `${Math.max(2, (100 * (last - first + 1)) / current)}%`;
-      bar.style.background = seeds.has(name) ? "#9e9e9e" : color(name);
+      bar.style.background = seeds.has(name) ? SEED_COLOR : color(name);
       const note = h("span", { class: "alaas-tl-note" });
       if (out) {
         note.append(h("b", {}, `dropped in round ${out.round}`),
@@ -265,7 +338,7 @@ function render({ model, el }) {
           f ? ` · next ${pct(f.predicted)}` : "");
       }
       const dot = h("span", { class: "alaas-tl-dot" });
-      dot.style.background = seeds.has(name) ? "#9e9e9e" : color(name);
+      dot.style.background = seeds.has(name) ? SEED_COLOR : color(name);
       note.title = note.textContent;
       timeline.append(h("div", { class: "alaas-tl-row", "data-strategy": name },
         h("span", { class: "alaas-tl-name", title: name }, dot, name), track, note));
@@ -291,18 +364,35 @@ function render({ model, el }) {
     drawCards(results, eliminations);
     drawChart(results, forecasts, eliminations);
     drawTimeline(results, forecasts, eliminations);
+    const last = results.filter((r) => num(r.top1)).sort((a, b) => a.round - b.round).pop();
+    if (o.stopped) announce(`PSHEA stopped: winner ${o.winner || "none"}; ${o.stop_reason || "done"}.`);
+    else if (last) announce(`Round ${last.round}: ${last.strategy} ${pct(last.top1)} top-1.`);
   }
 
   function updateHeader() {
-    const state = model.get("state");
+    const isAlive = alive();
+    const state = isAlive ? model.get("state") : "disconnected";
     badge.textContent = state;
     badge.className = `alaas-badge alaas-badge-${state}`;
+    root.dataset.state = state;
+    root.dataset.alive = String(isAlive);
     const updated = model.get("updated");
+    const at = updated ? new Date(updated * 1000).toLocaleTimeString() : "";
     subtitle.textContent = state === "stopped" ? model.get("message") || ""
-      : updated ? `updated ${new Date(updated * 1000).toLocaleTimeString()}` : "";
-    const err = model.get("error");
+      : !isAlive ? (at ? `last update ${at}` : "") : at ? `updated ${at}` : "";
+    gone.hidden = isAlive;
+    if (!isAlive) {
+      gone.replaceChildren(h("b", {}, "Disconnected: "),
+        commDead ? "the kernel restarted, so this dashboard no longer updates. "
+          : "no word from the kernel side, so this dashboard no longer updates. ",
+        "Run ", h("code", {}, "%alaas start …"), " and then ", h("code", {}, "%alaas dashboard"),
+        " again to see the session as it is.");
+      announce("Dashboard disconnected from its kernel.");
+    }
+    const err = isAlive ? model.get("error") : "";
     errorBox.hidden = !err;
     errorBox.textContent = err || "";
+    if (err) announce(`Dashboard error: ${err}`);
   }
 
   // the status poll only moves the header; data changes redraw once per frame
@@ -312,10 +402,16 @@ function render({ model, el }) {
   const schedule = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; update(); }); };
   for (const n of names) model.on(`change:${n}`, schedule);
   for (const n of ["state", "updated", "error", "message"]) model.on(`change:${n}`, updateHeader);
+  model.on("change:heartbeat", onBeat);
+  model.on("comm_live_update", onCommLive);
   update();
   return () => {
     for (const n of names) model.off(`change:${n}`, schedule);
     for (const n of ["state", "updated", "error", "message"]) model.off(`change:${n}`, updateHeader);
+    model.off("change:heartbeat", onBeat);
+    model.off("comm_live_update", onCommLive);
+    clearInterval(watchdog);
+    resize.disconnect();
     if (frame) cancelAnimationFrame(frame);
   };
 }

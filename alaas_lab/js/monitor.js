@@ -19,15 +19,20 @@ function h(tag, attrs = {}, ...children) {
 const fmt = (v, digits = 0) => (typeof v === "number" && Number.isFinite(v)
   ? v.toLocaleString(undefined, { maximumFractionDigits: digits }) : "–");
 
+const plural = (n, one, many = `${one}s`) => `${fmt(n)} ${n === 1 ? one : many}`;
+
 function render({ model, el }) {
-  const root = h("div", { class: "alaas alaas-monitor" });
+  const root = h("div", { class: "alaas alaas-monitor", role: "region", "aria-label": "Pipeline monitor" });
   el.append(root);
   const badge = h("span", { class: "alaas-badge" });
   const summary = h("span", { class: "alaas-muted" });
   const header = h("div", { class: "alaas-header" },
     h("span", { class: "alaas-title" }, "Pipeline"), badge, h("span", { class: "alaas-spacer" }),
     summary);
-  const errorBox = h("div", { class: "alaas-error", hidden: true });
+  const errorBox = h("div", { class: "alaas-error", role: "alert", hidden: true });
+  const gone = h("div", { class: "alaas-gone", role: "alert", hidden: true });
+  const live = h("div", { class: "alaas-sr-only", role: "status", "aria-live": "polite",
+    "aria-atomic": "true" });
   const cards = h("div", { class: "alaas-cards" });
   const stages = h("div", { class: "alaas-stages" });
   const qTitle = h("div", { class: "alaas-section-title" });
@@ -37,8 +42,30 @@ function render({ model, el }) {
       h("thead", {}, h("tr", {}, h("th", {}, "item"), h("th", {}, "uri"), h("th", {}, "stage"),
         h("th", {}, "reason"))), qBody));
   const qEmpty = h("div", { class: "alaas-empty" }, "No item quarantined.");
-  root.append(header, errorBox, cards, h("div", { class: "alaas-section-title" }, "Stages"),
-    stages, qTitle, qTable, qEmpty);
+  root.append(header, gone, errorBox, cards, h("div", { class: "alaas-section-title" }, "Stages"),
+    stages, qTitle, qTable, qEmpty, live);
+
+  // ---- is the kernel side still there? (see labeler.js) ------------------
+  let lastBeat = performance.now();
+  let commDead = false;
+  let silent = false;
+  const beatTimeout = () => 1000 * Math.max(6, 3 * (model.get("heartbeat_s") || 2) + 1);
+  const alive = () => !commDead && !silent;
+  const onBeat = () => {
+    lastBeat = performance.now();
+    if (silent || commDead) { silent = false; commDead = false; schedule(); }
+  };
+  // a restart flips the model's comm_live (unreadable here): cut off until a heartbeat
+  const onCommLive = () => { commDead = true; schedule(); };
+  const watchdog = setInterval(() => {
+    const now = performance.now() - lastBeat > beatTimeout();
+    if (now !== silent) { silent = now; schedule(); }
+  }, 1000);
+
+  let lastAnnounced = "";
+  function announce(text) {
+    if (text && text !== lastAnnounced) { lastAnnounced = text; live.textContent = text; }
+  }
 
   function card(label, value, sub) {
     return h("div", { class: "alaas-card" }, h("div", { class: "alaas-card-label" }, label),
@@ -47,56 +74,101 @@ function render({ model, el }) {
   }
 
   function update() {
-    const state = model.get("state");
+    const isAlive = alive();
+    const state = isAlive ? model.get("state") : "disconnected";
     badge.textContent = state;
-    badge.className = `alaas-badge alaas-badge-${state === "running" ? "busy" : state === "idle" ? "live" : state}`;
-    const err = model.get("error");
+    badge.className = `alaas-badge alaas-badge-${state === "running" ? "busy" : state}`;
+    root.dataset.alive = String(isAlive);
+    gone.hidden = isAlive;
+    if (!isAlive) {
+      gone.replaceChildren(h("b", {}, "Disconnected: "),
+        commDead ? "the kernel restarted, so this monitor no longer updates. "
+          : "no word from the kernel side, so this monitor no longer updates. ",
+        "Run ", h("code", {}, "%alaas start …"), " and then ", h("code", {}, "%alaas monitor"),
+        " again.");
+      announce("Pipeline monitor disconnected from its kernel.");
+    }
+    const err = isAlive ? model.get("error") : "";
     errorBox.hidden = !err;
     errorBox.textContent = err || "";
+    if (err) announce(`Pipeline error: ${err}`);
 
     const t = model.get("totals") || {};
     const push = model.get("push") || {};
+    const pushes = t.pushes || 0;
     const seen = (t.cache_hits || 0) + (t.embedded || 0);
     const rate = seen ? (100 * (t.cache_hits || 0)) / seen : null;
-    const lastSeen = (push.cache_hits || 0) + (push.embedded || 0) + (push.quarantined || 0);
+    const pushSeen = push.seconds !== undefined || push.running;
+    const lastReady = (push.cache_hits || 0) + (push.embedded || 0);
+    // what each number counts: items in the session (pool, evaluation, quarantined);
+    // of them embedded; of the last push, embedded now and taken from the cache
+    const parts = [`${fmt(t.n_embedded)} embedded`];
+    if (t.n_quarantined) parts.push(`${fmt(t.n_quarantined)} quarantined`);
+    if (t.n_eval) parts.push(`${fmt(t.n_eval)} for evaluation`);
     cards.replaceChildren(
-      card("Items", fmt(t.n_items), `${fmt(t.n_embedded)} embedded`),
+      card("Items", fmt(t.n_items), push.running
+        ? `${fmt(t.n_embedded)} embedded · pushing ${fmt(push.total)}` : parts.join(" · ")),
       card("Cache hit rate", rate === null ? "–" : `${rate.toFixed(0)}%`,
-        seen ? `${fmt(t.cache_hits)} of ${fmt(seen)} in ${t.pushes} push${t.pushes === 1 ? "" : "es"}`
-          : "no push seen yet"),
+        seen ? `${fmt(t.cache_hits)} of ${fmt(seen)} in ${plural(pushes, "push", "pushes")}`
+          : pushes ? `nothing to embed in ${plural(pushes, "push", "pushes")}`
+            : "no push seen yet"),
       card("Last push", push.running ? `${fmt(push.done)} / ${fmt(push.total)}`
-        : lastSeen ? `${fmt(lastSeen)} item${lastSeen === 1 ? "" : "s"}` : "–",
-        push.running ? `running · ${fmt(push.wall_s, 1)} s`
-          : push.seconds !== undefined ? `${fmt(push.seconds, 2)} s · ${fmt(push.cache_hits)} cached`
-            + (push.quarantined ? ` · ${push.quarantined} quarantined` : "") : ""),
+        : pushSeen ? plural(lastReady, "item") : "–",
+        push.running ? `embedding · ${fmt(push.wall_s, 1)} s`
+          : pushSeen ? [`${fmt(push.seconds, 2)} s`, `${fmt(push.embedded)} embedded`,
+            `${fmt(push.cache_hits)} from the cache`,
+            push.quarantined ? `${fmt(push.quarantined)} quarantined` : ""].filter(Boolean).join(" · ")
+            : "no push seen yet"),
       card("Quarantined", fmt(t.n_quarantined), t.n_quarantined ? "see the list below" : "none"));
     summary.textContent = state === "stopped" ? model.get("message") || ""
       : push.running ? `${fmt(push.done)} of ${fmt(push.total)} items` : "";
 
     const rows = model.get("stages") || [];
-    // embed emits one output per batch and store takes batches: max(in, out) counts items
+    // embed emits one output per batch and store takes batches: max(in, out) counts items.
+    // An item that failed in a stage passes through the later ones (to be quarantined
+    // at the end), so a stage's count less the failures up to it is what it did.
     const itemsDone = (r) => Math.max(r.items_in || 0, r.items_out || 0);
+    const failed = push.failed || {};
+    const failedUpTo = (k) => rows.slice(0, k + 1)
+      .reduce((n, r) => n + (r.name === "fetch" ? 0 : failed[r.name] || 0), 0);
     const total = push.total || Math.max(0, ...rows.map(itemsDone));
     const wall = push.wall_s || push.seconds || 0;
     stages.replaceChildren();
-    if (!rows.length) stages.append(h("div", { class: "alaas-empty" }, "No push seen yet in this kernel."));
-    for (const r of rows) {
-      const done = itemsDone(r);
+    if (!rows.length) {
+      stages.append(h("div", { class: "alaas-empty" }, pushSeen
+        ? "The last push computed nothing: its items were embedded already, came from the "
+          + "cache, or could not be fetched (see the quarantine below)."
+        : "No push seen yet in this kernel."));
+    }
+    rows.forEach((r, k) => {
+      const done = Math.max(0, itemsDone(r) - failedUpTo(k));
       const frac = total ? Math.min(1, done / total) : 0;
+      const shown = push.running ? frac : total ? frac : 1;
       const fill = h("div", { class: "alaas-bar-fill" });
-      fill.style.width = `${(100 * (push.running ? frac : total ? frac : 1)).toFixed(1)}%`;
+      fill.style.width = `${(100 * shown).toFixed(1)}%`;
       const qfill = h("div", { class: "alaas-queue-fill" });
-      qfill.style.width = r.queue_capacity ? `${(100 * (r.queue_depth || 0)) / r.queue_capacity}%` : "0%";
+      const depth = r.queue_depth || 0, cap = r.queue_capacity || 0;
+      qfill.style.width = cap ? `${(100 * depth) / cap}%` : "0%";
       const busy = wall && r.workers ? Math.min(100, (100 * (r.busy_s || 0)) / (wall * r.workers)) : null;
-      stages.append(h("div", { class: "alaas-stage-row", "data-stage": r.name },
+      const bad = r.name !== "fetch" && failed[r.name] ? ` · ${fmt(failed[r.name])} failed` : "";
+      stages.append(h("div", { class: "alaas-stage-row", "data-stage": r.name, "data-done": done },
         h("span", { class: "alaas-stage-name" }, r.name),
-        h("div", {}, h("div", { class: "alaas-bar" }, fill),
-          h("div", { class: "alaas-queue", title: `queue ${r.queue_depth || 0} / ${r.queue_capacity || 0}` }, qfill)),
+        h("div", {},
+          h("div", { class: "alaas-bar", role: "progressbar", "aria-label": `${r.name}: items done`,
+            "aria-valuemin": "0", "aria-valuemax": String(total || done),
+            "aria-valuenow": String(done) }, fill),
+          h("div", { class: "alaas-queue", role: "meter", "aria-label": `${r.name}: input queue`,
+            "aria-valuemin": "0", "aria-valuemax": String(cap), "aria-valuenow": String(depth),
+            title: `queue ${depth} / ${cap}` }, qfill)),
         h("span", { class: "alaas-stage-num" },
-          `${fmt(done)} · ${wall ? fmt(done / wall, 0) : "–"} items/s`),
+          `${fmt(done)}${bad} · ${wall ? fmt(done / wall, 0) : "–"} items/s`),
         h("span", { class: "alaas-stage-num", title: `${r.workers} thread(s)` },
           busy === null ? "" : `busy ${busy.toFixed(0)}%`)));
-    }
+    });
+    if (pushSeen && !push.running) {
+      announce(`Push done: ${plural(lastReady, "item")} ready` +
+        (push.quarantined ? `, ${fmt(push.quarantined)} quarantined.` : "."));
+    } else if (push.running) announce(`Pushing: ${fmt(push.done)} of ${fmt(push.total)} items.`);
 
     const q = model.get("quarantined") || [];
     qTitle.textContent = `Quarantined items (${q.length})`;
@@ -113,9 +185,14 @@ function render({ model, el }) {
   let frame = 0;
   const schedule = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; update(); }); };
   for (const n of names) model.on(`change:${n}`, schedule);
+  model.on("change:heartbeat", onBeat);
+  model.on("comm_live_update", onCommLive);
   update();
   return () => {
     for (const n of names) model.off(`change:${n}`, schedule);
+    model.off("change:heartbeat", onBeat);
+    model.off("comm_live_update", onCommLive);
+    clearInterval(watchdog);
     if (frame) cancelAnimationFrame(frame);
   };
 }

@@ -5,17 +5,23 @@ active learning gathers; :class:`LastLayerHead` is that layer, trained on the
 cached embeddings ``[N, d]`` of whichever backbone produced them.
 
 It is a small scikit-learn-like estimator (``fit`` / ``predict_proba`` /
-``predict`` / ``evaluate``): full-batch L-BFGS (default) or Adam on mean
-cross-entropy plus an L2 penalty on the weights. Features are standardized
-internally. Training starts from zeros, so a fit is deterministic; with
+``predict`` / ``evaluate``): full-batch L-BFGS (default), truncated Newton
+(``"newton-cg"``) or Adam on mean cross-entropy plus an L2 penalty on the
+weights. Features are standardized internally. Training starts from zeros, so
+a fit is deterministic; with
 ``warm_start=True`` a refit starts from the previous weights, which is how the
 active-learning rounds fine-tune the head.
 
 L-BFGS runs scipy's L-BFGS-B on a numpy objective with an analytic gradient;
-Adam runs in torch. A head is tiny (``C x d`` weights), so per-call overhead
-dominates: numpy/scipy cost microseconds per step where torch's autograd and its
-OpenMP pool cost far more, and on a busy 2-core machine torch's thread barriers
-made a round's fit 50x slower. Both paths are deterministic.
+Newton-CG is a numpy truncated Newton method (conjugate gradients on exact
+Hessian-vector products, Armijo line search): it stops at the same gradient
+tolerance in a handful of iterations, and its few array operations per step cost
+less than L-BFGS-B's bookkeeping, so a round's refits are several times faster
+(what a PSHEA round, fitting one head per candidate, uses). Adam runs in torch.
+A head is tiny (``C x d`` weights), so per-call overhead dominates: numpy/scipy
+cost microseconds per step where torch's autograd and its OpenMP pool cost far
+more, and on a busy 2-core machine torch's thread barriers made a round's fit
+50x slower. Every solver is deterministic.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ import numpy as np
 from .._validation import check_count, check_matrix, check_random_state
 from ..errors import InputError, ModelError
 
-_SOLVERS = ("lbfgs", "adam")
+_SOLVERS = ("lbfgs", "newton-cg", "adam")
+_MC_ROWS = 1024  # rows per block of MC-dropout masks (fits in cache)
 
 
 @contextlib.contextmanager
@@ -72,10 +79,113 @@ def _is_f32(X: Any) -> bool:
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
+    """Softmax over the last axis; a float64 array is transformed in place and returned."""
+    z = logits
+    z -= z.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=-1, keepdims=True)
     return z
+
+
+class _KeepMask:
+    """Dropout keep-masks, exactly ``rng.random(shape, dtype=np.float32) < keep``.
+
+    numpy draws a float32 as ``(u >> 8) * 2**-24`` from the next 32 random bits
+    ``u`` (PCG64 hands out each 64-bit output as its low then its high half),
+    so the mask is ``u < threshold`` on the same bits. For a PCG64 generator
+    (``numpy.random.default_rng``) those are read in bulk with
+    ``random_raw``, about three times faster than drawing floats; the state is
+    left exactly as the float draw would leave it. Other generators draw
+    floats.
+    """
+
+    def __init__(self, rng: np.random.Generator, keep: float):
+        self.rng, self.keep = rng, keep
+        self.fast = (type(rng.bit_generator) is np.random.PCG64 and sys.byteorder == "little"
+                     and 0.0 < keep < 1.0)
+        if self.fast:
+            # the number of 24-bit values m with float32(m * 2**-24) < keep, found with
+            # numpy's own comparison (a float32 array against a Python float)
+            lo, hi = 0, 2**24
+            unit = np.float32(2.0**-24)
+            while lo < hi:
+                m = (lo + hi) // 2
+                if (np.array([m], dtype=np.float32) * unit < keep)[0]:
+                    lo = m + 1
+                else:
+                    hi = m
+            self.threshold = np.uint32(lo << 8)
+
+    def _bits(self, count: int) -> np.ndarray:
+        """The next ``count`` 32-bit outputs, in the order ``next_uint32`` gives them."""
+        bg = self.rng.bit_generator
+        out = np.empty(count, dtype=np.uint32)
+        st = bg.state
+        i = 0
+        if st["has_uint32"]:  # a high half left over from an earlier 32-bit draw
+            out[0] = st["uinteger"]
+            i = 1
+            st["has_uint32"] = 0
+            bg.state = st
+        rest = count - i
+        if rest:
+            halves = bg.random_raw((rest + 1) // 2).view(np.uint32)
+            out[i:] = halves[:rest]
+            if rest % 2:  # keep the unused high half for the next draw, as numpy does
+                st = bg.state
+                st["has_uint32"], st["uinteger"] = 1, int(halves[rest])
+                bg.state = st
+        return out
+
+    def __call__(self, rows: int, d: int) -> np.ndarray:
+        if not self.fast:
+            return self.rng.random((rows, d), dtype=np.float32) < self.keep
+        return (self._bits(rows * d) < self.threshold).reshape(rows, d)
+
+
+def _stats(ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation (1 where the feature is constant)."""
+    mean = ref.mean(axis=0, dtype=np.float64)
+    scale = ref.std(axis=0, dtype=np.float64)
+    scale[scale < 1e-12] = 1.0
+    return mean, scale
+
+
+def feature_stats(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The standardization statistics ``(mean, scale)`` that ``fit`` derives from ``X``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        Typically the whole pool.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (d,), float64
+        ``scale`` is the standard deviation, 1 for constant features. Pass them
+        as ``LastLayerHead.fit(..., stats=(mean, scale))``.
+    """
+    X = check_matrix(X, name="X")  # float64, as fit converts standardize_on: same numbers
+    if X.shape[0] == 0:
+        raise InputError("X has no rows; feature_stats needs at least one.")
+    return _stats(X)
+
+
+def _check_stats(stats: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        mean, scale = stats
+    except (TypeError, ValueError):
+        raise InputError("stats must be a pair (mean, scale) of arrays of shape (n_features,), "
+                         "as feature_stats(pool) returns.") from None
+    mean = check_matrix(mean, name="stats mean", ndim=1)
+    scale = check_matrix(scale, name="stats scale", ndim=1)
+    if mean.shape != (d,) or scale.shape != (d,):
+        raise InputError(f"stats must hold two arrays of shape ({d},) like X's columns; got "
+                         f"{mean.shape} and {scale.shape}.")
+    if (scale <= 0).any():
+        raise InputError("stats scale must be > 0 everywhere (feature_stats sets constant "
+                         "features to 1).")
+    return mean, scale
 
 
 class LastLayerHead:
@@ -92,14 +202,17 @@ class LastLayerHead:
         L2 penalty ``weight_decay / 2 * ||W||^2`` added to the mean cross-entropy
         (the bias is not penalised). Features are standardized first, so one value
         suits most backbones.
-    solver : {"lbfgs", "adam"}, default "lbfgs"
-        Full-batch L-BFGS with a strong-Wolfe line search, or full-batch Adam.
+    solver : {"lbfgs", "newton-cg", "adam"}, default "lbfgs"
+        Full-batch L-BFGS (scipy's L-BFGS-B), truncated Newton with conjugate
+        gradients (numpy; the fastest for repeated refits), or full-batch Adam.
+        L-BFGS and Newton-CG stop at the same gradient tolerance ``tol``, so they
+        reach the same optimum up to it.
     max_iter : int, default 200
-        L-BFGS iterations, or Adam steps.
+        L-BFGS or Newton iterations, or Adam steps.
     lr : float, default 0.05
         Adam learning rate (L-BFGS uses its line search).
     tol : float, default 1e-6
-        L-BFGS stops when the largest gradient entry falls below ``tol``.
+        L-BFGS and Newton-CG stop when the largest gradient entry falls below ``tol``.
     dropout : float, default 0.2
         Probability of dropping an input feature in :meth:`predict_proba_mc`
         (MC dropout for BALD-style strategies). In ``[0, 1)``.
@@ -192,6 +305,7 @@ class LastLayerHead:
         *,
         classes: int | Sequence[Any] | np.ndarray | None = None,
         standardize_on: Any = None,
+        stats: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> LastLayerHead:
         """Train the head on labeled embeddings.
 
@@ -207,6 +321,11 @@ class LastLayerHead:
             Rows whose mean and standard deviation define the feature scaling,
             typically the whole pool (labeled and unlabeled). Default: ``X``.
             With few labels the pool gives far steadier statistics.
+        stats : (mean, scale), optional
+            The standardization statistics themselves, arrays of shape ``(d,)``,
+            as :func:`feature_stats` computes them from ``standardize_on``: a
+            caller that fits many heads on one pool computes them once. Not
+            with ``standardize_on``.
 
         Returns
         -------
@@ -230,7 +349,12 @@ class LastLayerHead:
         y_idx = _encode(y_arr, cls)
         n_classes = len(cls)
 
-        if self.standardize:
+        if stats is not None and standardize_on is not None:
+            raise InputError("pass standardize_on= or stats=, not both; stats are the "
+                             "statistics of standardize_on (feature_stats(standardize_on)).")
+        if self.standardize and stats is not None:
+            mean, scale = _check_stats(stats, d)
+        elif self.standardize:
             ref = (
                 X if standardize_on is None else check_matrix(standardize_on, name="standardize_on")
             )
@@ -238,9 +362,7 @@ class LastLayerHead:
                 raise InputError(
                     f"standardize_on must have {d} columns like X; got shape {ref.shape}."
                 )
-            mean = ref.mean(axis=0)
-            scale = ref.std(axis=0)
-            scale[scale < 1e-12] = 1.0
+            mean, scale = _stats(ref)
         else:
             mean = np.zeros(d)
             scale = np.ones(d)
@@ -283,6 +405,8 @@ class LastLayerHead:
         """Minimise mean cross-entropy + L2 from (w0, b0); inputs are trusted."""
         if self.solver == "lbfgs":
             return _fit_lbfgs(Z, y_idx, w0, b0, self.weight_decay, self.max_iter, self.tol)
+        if self.solver == "newton-cg":
+            return _fit_newton(Z, y_idx, w0, b0, self.weight_decay, self.max_iter, self.tol)
         return _fit_adam(Z, y_idx, w0, b0, self.weight_decay, self.max_iter, self.lr)
 
     # --------------------------------------------------------------- prediction
@@ -345,15 +469,27 @@ class LastLayerHead:
         -------
         probs : ndarray of shape (T, n, C), float64
         """
-        X = self._check_X(X)
+        X = self._check_X(X, dtype=np.float32 if _is_f32(X) else np.float64)
         T = check_count(T, name="T", minimum=1)
         rng = check_random_state(self.seed if rng is None else rng)
-        Z = (X - self.mean_) / self.scale_
         keep = 1.0 - self.dropout
-        out = np.empty((T, X.shape[0], len(self.classes_)))
+        # (Z * mask / keep) @ coef.T with Z = (X - mean) / scale, folded: the
+        # centred pool stays in X's dtype and the scaling goes into the weights
+        Xc = X - self.mean_.astype(X.dtype)
+        Wt = (self.coef_ / self.scale_).T.astype(X.dtype)
+        n, d = X.shape
+        out = np.empty((T, n, len(self.classes_)))
+        buf = np.empty((min(n, _MC_ROWS), d), dtype=X.dtype)
+        draw = _KeepMask(rng, keep)
         for t in range(T):
-            mask = rng.random(Z.shape, dtype=np.float32) < keep
-            out[t] = _softmax((Z * mask / keep) @ self.coef_.T + self.intercept_)
+            # masks drawn row block after row block: the same stream as one (n, d) draw
+            for r0 in range(0, n, _MC_ROWS):
+                r1 = min(n, r0 + _MC_ROWS)
+                part = np.multiply(Xc[r0:r1], draw(r1 - r0, d), out=buf[: r1 - r0])
+                out[t, r0:r1] = part @ Wt
+            out[t] /= keep
+            out[t] += self.intercept_
+            _softmax(out[t])
         return out
 
     def predict(self, X: Any) -> np.ndarray:
@@ -437,6 +573,102 @@ def _fit_lbfgs(
         theta[n_classes * d :].copy(),
         int(res.nit),
     )
+
+
+def _fit_newton(
+    Z: np.ndarray,
+    y_idx: np.ndarray,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    wd: float,
+    max_iter: int,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Truncated Newton: CG on exact Hessian-vector products, Armijo backtracking.
+
+    Stops when the largest gradient entry is at most ``tol`` (L-BFGS-B's test)
+    or after ``max_iter`` Newton steps. Each CG step costs two ``n x d x C``
+    products (in float32: CG only needs an approximate direction); CG is
+    preconditioned by the Hessian's diagonal, and its tolerance tightens as the
+    gradient shrinks (``min(0.5, sqrt(|g|)) |g|``), so convergence is
+    superlinear. The gradient, the line search and the stopping test are float64.
+    """
+    Z = np.ascontiguousarray(Z)
+    n = Z.shape[0]
+    n_classes = w0.shape[0]
+    rows = np.arange(n)
+    Y = np.zeros((n, n_classes))
+    Y[rows, y_idx] = 1.0
+
+    def value_grad(W: np.ndarray, b: np.ndarray):
+        L = Z @ W.T + b
+        L -= L.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(L).sum(axis=1))
+        loss = float(np.mean(lse - L[rows, y_idx])) + 0.5 * wd * float(np.sum(W * W))
+        P = np.exp(L - lse[:, None])
+        G = (P - Y) / n
+        return loss, G.T @ Z + wd * W, G.sum(axis=0), P
+
+    W, b = w0.astype(np.float64, copy=True), b0.astype(np.float64, copy=True)
+    loss, gW, gb, P = value_grad(W, b)
+    Z2 = Z * Z
+    # CG only needs an approximate Newton direction: its Hessian products run in float32
+    # (half the memory traffic); the gradient and the stopping test stay float64
+    Z32 = Z.astype(np.float32)
+    it = 0
+    while it < max_iter and max(np.abs(gW).max(), np.abs(gb).max()) > tol:
+        it += 1
+        gnorm = float(np.sqrt(np.sum(gW * gW) + np.sum(gb * gb)))
+        target = min(0.5, np.sqrt(gnorm)) * gnorm
+        # Jacobi preconditioner: the Hessian's diagonal, sum_i p_ic (1 - p_ic) z_ij^2 / n + wd
+        S = P * (1.0 - P) / n
+        MW = S.T @ Z2 + wd
+        Mb = S.sum(axis=0)
+        MW[MW <= 0.0] = 1.0
+        Mb[Mb <= 0.0] = 1.0
+        pW, pb = np.zeros_like(W), np.zeros_like(b)
+        rW, rb = -gW, -gb
+        dW, db = rW / MW, rb / Mb
+        rz = float(np.sum(rW * dW) + np.sum(rb * db))
+        for _ in range(max(10, 2 * Z.shape[1])):
+            A = Z32 @ dW.T.astype(np.float32) + db  # Hessian-vector product, (n, C)
+            R = P * (A - np.sum(P * A, axis=1, keepdims=True))
+            R /= n
+            hW, hb = (R.T.astype(np.float32) @ Z32) + wd * dW, R.sum(axis=0)
+            curv = float(np.sum(dW * hW) + np.sum(db * hb))
+            if curv <= 0.0:  # flat direction (no weight decay): take what we have
+                if not pW.any() and not pb.any():
+                    pW, pb = dW, db
+                break
+            alpha = rz / curv
+            pW += alpha * dW
+            pb += alpha * db
+            rW -= alpha * hW
+            rb -= alpha * hb
+            if np.sqrt(np.sum(rW * rW) + np.sum(rb * rb)) <= target:
+                break
+            zW, zb = rW / MW, rb / Mb
+            rz_new = float(np.sum(rW * zW) + np.sum(rb * zb))
+            dW *= rz_new / rz
+            dW += zW
+            db *= rz_new / rz
+            db += zb
+            rz = rz_new
+        slope = float(np.sum(gW * pW) + np.sum(gb * pb))
+        if not slope < 0.0:  # pragma: no cover - CG always returns a descent direction
+            pW, pb, slope = -gW, -gb, -gnorm * gnorm
+        step = 1.0
+        while True:
+            Wn, bn = W + step * pW, b + step * pb
+            new = value_grad(Wn, bn)
+            if new[0] <= loss + 1e-4 * step * slope or step < 1e-10:
+                break
+            step *= 0.5
+        if step < 1e-10 and new[0] > loss:  # no progress possible in floating point
+            break
+        W, b = Wn, bn
+        loss, gW, gb, P = new
+    return W, b, it
 
 
 def _fit_adam(

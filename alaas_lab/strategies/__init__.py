@@ -11,6 +11,7 @@ select_with_model(name, k, *, embeddings, labeled, rng, model=None, **params)
                               -> the same, with a trained model's probabilities (MC for BALD)
 requirements(name)            -> frozenset, subset of {"probs", "mc_probs", "embeddings"}
 registry                      -> read-only mapping name -> Strategy
+PoolState(embeddings)         -> per-pool state reused across rounds (``state=`` of select)
 
 Each strategy is also a plain function (``margin(probs, k, labeled=...)``,
 ``kcenter_greedy(embeddings, k, ...)``, ...) that validates its inputs and calls
@@ -38,6 +39,7 @@ from ._registry import (
     requirements,
     select,
 )
+from ._state import PoolState
 from ._uncertainty import entropy, least_confidence, margin, random, ratio
 from ._with_model import MC_SAMPLES, needs_model, select_with_model
 
@@ -58,6 +60,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "INPUTS",
     "MC_SAMPLES",
+    "PoolState",
     "Strategy",
     "StrategyError",
     "badge",

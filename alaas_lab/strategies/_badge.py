@@ -26,6 +26,7 @@ import numpy as np
 
 from .._validation import check_random_state
 from ._common import check_number, check_pool, mean_probs
+from ._state import check_state
 
 _ROW_CHUNK = 4096
 
@@ -64,9 +65,12 @@ class _Seeding:
     ``rng.random()``, like the textbook loop.
     """
 
-    def __init__(self, A: np.ndarray, H: np.ndarray, block: int, rng: np.random.Generator):
+    def __init__(self, A: np.ndarray, H: np.ndarray, block: int, rng: np.random.Generator,
+                 hsq: np.ndarray | None = None):
         self.A, self.H, self.block, self.rng = A, H, block, rng
-        self.g2 = np.einsum("ij,ij->i", A, A) * np.einsum("ij,ij->i", H, H, dtype=np.float64)
+        if hsq is None:
+            hsq = np.einsum("ij,ij->i", H, H, dtype=np.float64)
+        self.g2 = np.einsum("ij,ij->i", A, A) * hsq
         self.d2 = np.full(A.shape[0], np.inf)
         self.taken = np.zeros(A.shape[0], dtype=bool)
         self.pending: list[int] = []
@@ -133,13 +137,19 @@ def _badge(
     rng: np.random.Generator,
     *,
     block: int = 256,
+    state: Any = None,
 ) -> np.ndarray:
-    """Kernel of :func:`badge`; trusts its inputs (``probs`` 2-D, ``k <=`` unlabeled)."""
+    """Kernel of :func:`badge`; trusts its inputs (``probs`` 2-D, ``k <=`` unlabeled).
+
+    With a ``state`` (whose pool is ``H``) the embeddings' squared norms are the
+    state's, computed once per pool; the picks are the same.
+    """
     picks = np.empty(k, dtype=np.int64)
     if k == 0:
         return picks
     cand = np.flatnonzero(~labeled)
-    seeding = _Seeding(gradient_factors(probs[cand]), H[cand], block, rng)
+    hsq = None if state is None else state.sq_norms[cand]
+    seeding = _Seeding(gradient_factors(probs[cand]), H[cand], block, rng, hsq)
     c = int(np.argmax(seeding.g2))  # largest gradient norm, lowest index among ties
     for i in range(k):
         if i > 0:
@@ -158,6 +168,7 @@ def badge(
     labeled: Any = None,
     rng: Any = None,
     block: int = 256,
+    state: Any = None,
 ) -> np.ndarray:
     """BADGE: k-means++ seeding on gradient embeddings (Ash et al. 2020).
 
@@ -180,6 +191,10 @@ def badge(
         Centers queued before one blocked distance update. Any value samples
         from the same (exact) distribution, but consumes ``rng`` differently;
         ``block=1`` is the plain one-pass-per-pick loop.
+    state : PoolState, optional
+        Per-pool state (:class:`~alaas_lab.strategies.PoolState`) built for
+        ``embeddings``: the embeddings are validated and their norms computed
+        once per pool. The picks are the same as without it.
 
     Returns
     -------
@@ -193,6 +208,7 @@ def badge(
     ``O(N (C + d))``. If every remaining item sits on a center (duplicates), the
     rest is drawn uniformly.
     """
+    state = check_state(state)
     k, p, H, lab = check_pool(
         k=k,
         probs=probs,
@@ -201,12 +217,13 @@ def badge(
         need_probs=True,
         need_embeddings=True,
         who="badge",
+        state=state,
     )
     block = int(check_number(block, name="block", low=1, integer=True))
-    return _badge(mean_probs(p), H, lab, k, check_random_state(rng), block=block)
+    return _badge(mean_probs(p), H, lab, k, check_random_state(rng), block=block, state=state)
 
 
-def _entry_badge(k, *, probs, embeddings, labeled, rng, block=256):
+def _entry_badge(k, *, probs, embeddings, labeled, rng, block=256, state=None):
     """Registry entry: validated ``probs`` [N, C] and ``embeddings``."""
     block = int(check_number(block, name="block", low=1, integer=True))
-    return _badge(probs, embeddings, labeled, k, rng, block=block)
+    return _badge(probs, embeddings, labeled, k, rng, block=block, state=state)

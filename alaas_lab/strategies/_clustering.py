@@ -1,7 +1,9 @@
 """Clustering-based strategies: DBAL (diverse mini-batch) and TypiClust.
 
-Both call scikit-learn's k-means, seeded from the caller's ``Generator`` (one
-``rng.integers`` draw), so a seed fixes the selection. Their selection logic,
+Both call scikit-learn's k-means (imported on first use), seeded from the
+caller's ``Generator`` (one ``rng.integers`` draw), so a seed fixes the
+selection. With a :class:`~alaas_lab.strategies.PoolState` they use the
+state's own k-means instead, kept and warm-started across rounds. Their selection logic,
 given the clustering, lives in small kernels that are tested on their own.
 """
 
@@ -11,12 +13,11 @@ import warnings
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from .._validation import check_random_state
 from ..errors import InputError
 from ._common import check_number, check_pool, mean_probs, top_k
+from ._state import check_state
 from ._uncertainty import _entropy_scores, _top2
 
 __all__ = ["dbal", "typiclust"]
@@ -41,6 +42,10 @@ def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 def _kmeans(X: np.ndarray, n_clusters: int, seed: int, weights=None, minibatch: bool = False):
     """Fit k-means; returns (labels, centers). Silences the duplicate-points warning."""
+    # scikit-learn takes about a second to import: only the stateless path needs it
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     if minibatch:
         km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, batch_size=5000, n_init=1)
     else:
@@ -110,8 +115,9 @@ def _dbal(
     *,
     beta: float,
     measure: str,
+    state: Any = None,
 ) -> np.ndarray:
-    """Kernel of :func:`dbal`; trusts its inputs (``probs`` 2-D)."""
+    """Kernel of :func:`dbal`; trusts its inputs (``probs`` 2-D; ``X`` is ``state.X``)."""
     if k == 0:
         return np.empty(0, dtype=np.int64)
     n_unlabeled = int(labeled.size - np.count_nonzero(labeled))
@@ -123,8 +129,56 @@ def _dbal(
     w = score[pre]
     if not w.sum() > 0.0:
         w = np.ones_like(w)  # every item fully confident: plain k-means
-    labels, centers = _kmeans(X[pre], k, _seed(rng), weights=w)
+    if state is None:
+        labels, centers = _kmeans(X[pre], k, _seed(rng), weights=w)
+    else:
+        labels, centers = _dbal_kmeans(state, pre, w, k, _seed(rng))
     return _dbal_pick(X, pre, labels, centers, k)
+
+
+def _lloyd(X: np.ndarray, sq: np.ndarray, C: np.ndarray, max_iter: int,
+           weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``max_iter`` (weighted) Lloyd iterations from centers ``C``; stops when at
+    most 0.1% of the labels change. Returns ``(labels, centers, d2)``, the labels
+    and distances those of the returned centers."""
+    labels, d2 = _nearest(X, sq, C)
+    for _ in range(max_iter):
+        C = _means(X, labels, C, weights)
+        new, d2 = _nearest(X, sq, C)
+        changed = int(np.count_nonzero(new != labels))
+        labels = new
+        if changed <= 1e-3 * labels.size:
+            break
+    return labels, C, d2
+
+
+#: Lloyd iterations of DBAL's k-means with a state: from k-means++ / from last round's centers.
+_DBAL_ITERS = (8, 4)
+
+
+def _dbal_kmeans(state: Any, pre: np.ndarray, w: np.ndarray, k: int,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """DBAL's weighted k-means with a :class:`PoolState`: warm-started across rounds.
+
+    The first call seeds by weighted k-means++ (D^2 sampling, blocked); a later
+    call with the same ``k`` starts from the previous round's centers (the
+    uncertain regions move little between rounds). Then a few weighted Lloyd
+    iterations on the pre-filtered items, in the pool's dtype.
+    """
+    memo = state.slot(("dbal",), dict)
+    Xp, sqp = state.X[pre], state.sq_norms[pre]
+    init = memo.get(k)
+    if init is None:
+        state.counters["dbal:cold"] += 1
+        rng = np.random.default_rng(seed)
+        C = Xp[_d2_seeding(Xp, sqp, k, rng, None, weights=w)].astype(np.float64)
+        iters = _DBAL_ITERS[0]
+    else:
+        state.counters["dbal:warm"] += 1
+        C, iters = init, _DBAL_ITERS[1]
+    labels, C, _ = _lloyd(Xp, sqp, C, iters, weights=w)
+    memo[k] = C
+    return labels, C
 
 
 def check_dbal_params(*, beta: Any = 10, measure: Any = "margin") -> tuple[float, str]:
@@ -144,6 +198,7 @@ def dbal(
     rng: Any = None,
     beta: float = 10,
     measure: str = "margin",
+    state: Any = None,
 ) -> np.ndarray:
     """Diverse mini-batch active learning (Zhdanov 2019).
 
@@ -172,6 +227,13 @@ def dbal(
         Pre-filter size factor (``>= 1``; capped at the unlabeled count).
     measure : {"margin", "entropy"}, default "margin"
         Informativeness: ``1 - (p_(1) - p_(2))`` (Zhdanov's choice) or entropy.
+    state : PoolState, optional
+        Per-pool state (:class:`~alaas_lab.strategies.PoolState`) built for
+        ``embeddings``. The weighted k-means is then the state's own (k-means++
+        seeding, then at most 8 Lloyd iterations in the pool's dtype) and later
+        rounds with the same ``k`` start from the previous round's centers (at
+        most 4 iterations). Same rule, different k-means: the picks differ from
+        the stateless (scikit-learn) ones.
 
     Returns
     -------
@@ -182,6 +244,7 @@ def dbal(
     -----
     Time: k-means on ``beta * k`` points, ``O(iters * beta * k^2 * d)``.
     """
+    state = check_state(state)
     k, p, X, lab = check_pool(
         k=k,
         probs=probs,
@@ -190,9 +253,11 @@ def dbal(
         need_probs=True,
         need_embeddings=True,
         who="dbal",
+        state=state,
     )
     beta, measure = check_dbal_params(beta=beta, measure=measure)
-    return _dbal(mean_probs(p), X, lab, k, check_random_state(rng), beta=beta, measure=measure)
+    return _dbal(mean_probs(p), X, lab, k, check_random_state(rng), beta=beta, measure=measure,
+                 state=state)
 
 
 # ----------------------------------------------------------------------------- TypiClust
@@ -251,14 +316,21 @@ class _ClusterNeighbours:
     """
 
     def __init__(self, X: np.ndarray, members: np.ndarray, n_keep: int):
-        self.members = members
+        self.members = members  # ascending pool indices
         ids, self.dist = _neighbours(X[members], min(n_keep, members.size - 1))
         self.ids = members[ids]  # pool indices
-        self.row_of = {int(m): i for i, m in enumerate(members)}
 
     def typicality(self, idx: np.ndarray, available: np.ndarray, nn: int) -> np.ndarray | None:
-        """Typicality of the items ``idx`` among ``available`` ones (None: rebuild)."""
-        rows = np.fromiter((self.row_of[int(i)] for i in idx), dtype=np.int64, count=idx.size)
+        """Typicality of the items ``idx`` among ``available`` ones (None: rebuild).
+
+        Also None when some of ``idx`` were not members at caching time (a list
+        kept from an earlier round whose labeled set was larger).
+        """
+        rows = np.searchsorted(self.members, idx)
+        if rows.size and (rows[-1] >= self.members.size or
+                          not np.array_equal(self.members[np.minimum(rows, self.members.size - 1)],
+                                             idx)):
+            return None
         ok = available[self.ids[rows]]
         keep = ok & (np.cumsum(ok, axis=1) <= nn)
         if (keep.sum(axis=1) < nn).any():
@@ -274,6 +346,7 @@ def _typiclust_pick(
     *,
     knn: int,
     min_cluster_size: int,
+    cache: dict[int, _ClusterNeighbours] | None = None,
 ) -> np.ndarray:
     """TypiClust's selection given a clustering of the whole pool; trusts its inputs.
 
@@ -292,6 +365,10 @@ def _typiclust_pick(
         Cluster id of every pool item (labeled ones included).
     labeled : ndarray of shape (N,), bool
     k : int
+    cache : dict, optional
+        Neighbour lists by cluster id, kept by the caller for later calls on the
+        same clustering (a :class:`~alaas_lab.strategies.PoolState`); a list that
+        no longer serves is rebuilt, so the picks do not depend on it.
 
     Returns
     -------
@@ -309,7 +386,8 @@ def _typiclust_pick(
     bounds = np.searchsorted(clusters[by_cluster], np.arange(n_clusters + 1))
     n_visited = max(1, big.size if big.size else small.size)
     n_keep = knn + -(-k // n_visited) + 1  # knn + the picks expected per cluster
-    cache: dict[int, _ClusterNeighbours] = {}
+    if cache is None:
+        cache = {}
     picks: list[int] = []
     for visit in (big, small):
         while len(picks) < k:
@@ -340,6 +418,184 @@ def _typiclust_pick(
     return np.asarray(picks, dtype=np.int64)
 
 
+# ----------------------------------------------------------------------- k-means kept in a state
+def _nearest(X: np.ndarray, sq: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest row of ``C`` for every row of ``X`` and the squared distance (blocked).
+
+    The product runs in ``X``'s dtype (float32 pools stay float32); distances
+    are float64, clipped at 0.
+    """
+    n = X.shape[0]
+    Cx = np.asarray(C, dtype=X.dtype)
+    csq = np.einsum("ij,ij->i", C, C)
+    labels = np.empty(n, dtype=np.int64)
+    d2 = np.empty(n)
+    for r0 in range(0, n, _ROW_CHUNK):
+        r1 = min(n, r0 + _ROW_CHUNK)
+        D = (X[r0:r1] @ Cx.T).astype(np.float64)
+        D *= -2.0
+        D += csq[None, :]
+        lab = D.argmin(axis=1)
+        labels[r0:r1] = lab
+        d2[r0:r1] = D[np.arange(r1 - r0), lab] + sq[r0:r1]
+    return labels, np.maximum(d2, 0.0, out=d2)
+
+
+def _means(X: np.ndarray, labels: np.ndarray, old: np.ndarray,
+           weights: np.ndarray | None = None) -> np.ndarray:
+    """Cluster (weighted) means, float64; an empty cluster keeps its ``old`` center."""
+    from scipy import sparse
+
+    k = old.shape[0]
+    w = np.ones(labels.size) if weights is None else weights
+    counts = np.bincount(labels, weights=w, minlength=k)
+    onehot = sparse.csr_matrix(
+        (w.astype(X.dtype), (labels, np.arange(labels.size))), shape=(k, labels.size))
+    sums = np.asarray(onehot @ X, dtype=np.float64)
+    out = old.astype(np.float64, copy=True)
+    nz = counts > 0
+    out[nz] = sums[nz] / counts[nz, None]
+    return out
+
+
+def _own_d2(X: np.ndarray, labels: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Squared distance of every row to its own center (float64)."""
+    n = X.shape[0]
+    d2 = np.empty(n)
+    for r0 in range(0, n, _ROW_CHUNK):
+        r1 = min(n, r0 + _ROW_CHUNK)
+        diff = X[r0:r1].astype(np.float64) - C[labels[r0:r1]]
+        d2[r0:r1] = np.einsum("ij,ij->i", diff, diff)
+    return d2
+
+
+def _d2_seeding(
+    X: np.ndarray, sq: np.ndarray, n_new: int, rng: np.random.Generator, d2: np.ndarray | None,
+    *, block: int = 64, weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """``n_new`` k-means++ centers (D^2 sampling), given each row's ``d2`` to existing ones.
+
+    ``d2=None``: no center yet, the first is uniform (with ``weights``: in
+    proportion to them). Later draws follow ``weights * d2``. Queued centers are
+    applied ``block`` at a time as one matrix product; in between, a draw
+    proposed from the stale table is accepted with probability exact / stale
+    (rejection sampling, so every draw follows the exact D^2 distribution).
+    Returns the chosen row indices.
+    """
+    n = X.shape[0]
+    chosen: list[int] = []
+    taken = np.zeros(n, dtype=bool)
+    if d2 is None:
+        if weights is None:
+            first = int(rng.integers(n))
+        else:
+            cw = np.cumsum(weights)
+            first = min(int(np.searchsorted(cw, rng.random() * cw[-1], side="right")), n - 1)
+        chosen.append(first)
+        taken[first] = True
+        _, d2 = _nearest(X, sq, X[[first]].astype(np.float64))
+    else:
+        d2 = d2.copy()
+    pending: list[int] = []
+
+    def flush() -> np.ndarray:
+        if pending:
+            _, dp = _nearest(X, sq, X[pending].astype(np.float64))
+            np.minimum(d2, dp, out=d2)
+            pending.clear()
+        d2[taken] = 0.0
+        return np.cumsum(d2 if weights is None else d2 * weights)
+
+    cs = flush()
+    misses = 0
+    while len(chosen) < min(n_new, n):
+        total = cs[-1]
+        if not total > 0.0:  # every row sits on a center: fill uniformly
+            rest = np.flatnonzero(~taken)
+            extra = rng.choice(rest, size=min(n_new - len(chosen), rest.size), replace=False)
+            chosen.extend(int(i) for i in extra)
+            break
+        i = min(int(np.searchsorted(cs, rng.random() * total, side="right")), n - 1)
+        if taken[i] or d2[i] <= 0.0:
+            misses += 1
+        else:
+            e = d2[i]
+            if pending:
+                diff = X[pending].astype(np.float64) - X[i].astype(np.float64)
+                e = min(e, float(np.einsum("ij,ij->i", diff, diff).min()))
+            if rng.random() * d2[i] < e:
+                chosen.append(i)
+                taken[i] = True
+                pending.append(i)
+                misses = 0
+            else:
+                misses += 1
+        if len(pending) >= block or misses > 32:
+            cs = flush()
+            misses = 0
+    return np.asarray(chosen, dtype=np.int64)
+
+
+class _Clustering:
+    """One k-means clustering of the pool, with TypiClust's neighbour lists for it."""
+
+    def __init__(self, labels: np.ndarray, centers: np.ndarray, d2: np.ndarray):
+        self.labels, self.centers, self.d2 = labels, centers, d2
+        self.neighbours: dict[int, _ClusterNeighbours] = {}
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.centers.shape[0])
+
+
+class _ClusteringMemo:
+    """TypiClust's clusterings of one pool, kept by a :class:`PoolState`.
+
+    A clustering with the requested number of clusters is reused as it is
+    (with its neighbour lists). When more clusters are needed than the last
+    clustering has (the labeled set grew), its centers are kept, the extra ones
+    are added by D^2 sampling from each item's distance to its center, items
+    closer to a new center move to it, and the means are updated: no pass over
+    the pool against every center. Otherwise (the first call, or fewer clusters)
+    k-means++ seeding and ``cold_iters`` Lloyd iterations on the whole pool.
+    """
+
+    def __init__(self, cold_iters: int = 4, keep: int = 3):
+        self.cold_iters = cold_iters
+        self.keep = keep
+        self.by_k: dict[int, _Clustering] = {}
+        self.last: _Clustering | None = None
+
+    def get(self, X: np.ndarray, sq: np.ndarray, n_clusters: int, seed: int,
+            counters: Any) -> _Clustering:
+        hit = self.by_k.get(n_clusters)
+        if hit is not None:
+            counters["typiclust:reused"] += 1
+            return hit
+        rng = np.random.default_rng(seed)
+        last = self.last
+        if last is not None and last.n_clusters < n_clusters:
+            counters["typiclust:warm"] += 1
+            new = _d2_seeding(X, sq, n_clusters - last.n_clusters, rng, last.d2)
+            C_new = X[new].astype(np.float64)
+            lab_new, d_new = _nearest(X, sq, C_new)
+            move = d_new < last.d2
+            labels = last.labels.copy()
+            labels[move] = lab_new[move] + last.n_clusters
+            C = _means(X, labels, np.vstack([last.centers, C_new]))
+            out = _Clustering(labels, C, _own_d2(X, labels, C))
+        else:
+            counters["typiclust:cold"] += 1
+            C = X[_d2_seeding(X, sq, n_clusters, rng, None)].astype(np.float64)
+            labels, C, d2 = _lloyd(X, sq, C, self.cold_iters)
+            out = _Clustering(labels, C, d2)
+        self.by_k[n_clusters] = out
+        while len(self.by_k) > self.keep:
+            self.by_k.pop(next(iter(self.by_k)))
+        self.last = out
+        return out
+
+
 def _typiclust(
     X: np.ndarray,
     labeled: np.ndarray,
@@ -349,14 +605,28 @@ def _typiclust(
     knn: int,
     min_cluster_size: int,
     max_clusters: int,
+    state: Any = None,
 ) -> np.ndarray:
-    """Kernel of :func:`typiclust`; trusts its inputs."""
+    """Kernel of :func:`typiclust`; trusts its inputs (``X`` is ``state.X`` with a state)."""
     if k == 0:
         return np.empty(0, dtype=np.int64)
     n_labeled = int(np.count_nonzero(labeled))
     n_clusters = min(n_labeled + k, max_clusters, X.shape[0])
-    clusters, _ = _kmeans(X, n_clusters, _seed(rng), minibatch=n_clusters > 50)
-    return _typiclust_pick(X, clusters, labeled, k, knn=knn, min_cluster_size=min_cluster_size)
+    if state is None:
+        clusters, _ = _kmeans(X, n_clusters, _seed(rng), minibatch=n_clusters > 50)
+        cache = None
+    else:
+        memo = state.slot(("typiclust",), _ClusteringMemo)
+        got = memo.get(X, state.sq_norms, n_clusters, _seed(rng), state.counters)
+        clusters, cache = got.labels, got.neighbours
+    return _typiclust_pick(X, clusters, labeled, k, knn=knn, min_cluster_size=min_cluster_size,
+                           cache=cache)
+
+
+def prepare_typiclust(state: Any, n_clusters: int, seed: int) -> None:
+    """Cluster ``state``'s pool into ``n_clusters`` ahead of a round (see ``_ClusteringMemo``)."""
+    memo = state.slot(("typiclust",), _ClusteringMemo)
+    memo.get(state.X, state.sq_norms, min(n_clusters, state.n_pool), seed, state.counters)
 
 
 def check_typiclust_params(
@@ -379,6 +649,7 @@ def typiclust(
     knn: int = 20,
     min_cluster_size: int = 5,
     max_clusters: int = 500,
+    state: Any = None,
 ) -> np.ndarray:
     """TypiClust (Hacohen, Dekel & Weinshall 2022): typical items of uncovered clusters.
 
@@ -407,6 +678,15 @@ def typiclust(
         Clusters this small are visited last (the authors drop them).
     max_clusters : int, default 500
         Cap on the number of clusters (the authors' cap).
+    state : PoolState, optional
+        Per-pool state (:class:`~alaas_lab.strategies.PoolState`) built for
+        ``embeddings``. The clustering is then the state's own k-means (k-means++
+        seeding and Lloyd iterations in the pool's dtype), computed once and
+        reused while the number of clusters stays the same; when it grows, the
+        previous centers are kept and only the extra ones are added (see
+        ``_ClusteringMemo``). Neighbour lists are kept too. Picks follow the same
+        rule as without a state but on that clustering, so they differ from the
+        stateless (scikit-learn) clustering's.
 
     Returns
     -------
@@ -418,29 +698,34 @@ def typiclust(
     Time: one k-means on the pool, then ``O(n_c^2 d)`` per pick for a cluster
     of ``n_c`` remaining items (blocked; memory ``O(2048 n_c)``).
     """
+    state = check_state(state)
     k, _, X, lab = check_pool(
-        k=k, embeddings=embeddings, labeled=labeled, need_embeddings=True, who="typiclust"
+        k=k, embeddings=embeddings, labeled=labeled, need_embeddings=True, who="typiclust",
+        state=state,
     )
     knn, mcs, mxc = check_typiclust_params(
         knn=knn, min_cluster_size=min_cluster_size, max_clusters=max_clusters
     )
     return _typiclust(
-        X, lab, k, check_random_state(rng), knn=knn, min_cluster_size=mcs, max_clusters=mxc
+        X, lab, k, check_random_state(rng), knn=knn, min_cluster_size=mcs, max_clusters=mxc,
+        state=state,
     )
 
 
 # ----------------------------------------------------------------------------- registry entries
-def _entry_dbal(k, *, probs, embeddings, labeled, rng, beta=10, measure="margin"):
+def _entry_dbal(k, *, probs, embeddings, labeled, rng, beta=10, measure="margin", state=None):
     """Registry entry: validated ``probs`` [N, C] and ``embeddings``; checks options."""
     beta, measure = check_dbal_params(beta=beta, measure=measure)
-    return _dbal(probs, embeddings, labeled, k, rng, beta=beta, measure=measure)
+    return _dbal(probs, embeddings, labeled, k, rng, beta=beta, measure=measure, state=state)
 
 
 def _entry_typiclust(
-    k, *, probs, embeddings, labeled, rng, knn=20, min_cluster_size=5, max_clusters=500
+    k, *, probs, embeddings, labeled, rng, knn=20, min_cluster_size=5, max_clusters=500,
+    state=None,
 ):
     """Registry entry: validated ``embeddings``; checks options."""
     knn, mcs, mxc = check_typiclust_params(
         knn=knn, min_cluster_size=min_cluster_size, max_clusters=max_clusters
     )
-    return _typiclust(embeddings, labeled, k, rng, knn=knn, min_cluster_size=mcs, max_clusters=mxc)
+    return _typiclust(embeddings, labeled, k, rng, knn=knn, min_cluster_size=mcs, max_clusters=mxc,
+                      state=state)

@@ -91,13 +91,19 @@ def check_pool(
     need_mc: bool = False,
     need_embeddings: bool = False,
     who: str = "this strategy",
+    state: Any = None,
 ) -> tuple[int, np.ndarray | None, np.ndarray | None, np.ndarray]:
     """Validate the pool inputs of one selection.
 
     Returns ``(k, probs, embeddings, labeled)`` where ``probs`` is ``[N, C]`` or
     ``[T, N, C]`` float64 (or None), ``embeddings`` ``[N, d]`` floating (or None)
-    and ``labeled`` a boolean mask ``[N]``.
+    and ``labeled`` a boolean mask ``[N]``. With a ``state``
+    (:class:`~alaas_lab.strategies.PoolState`) the embeddings are the state's,
+    validated when it was built; ``embeddings`` may then be omitted, and if given
+    must be that pool.
     """
+    if state is not None:
+        embeddings = state.resolve(embeddings, who=who)
     if need_mc and probs is None:
         raise InputError(
             f"{who} needs Monte-Carlo class probabilities: pass probs=<array of shape "
@@ -118,7 +124,10 @@ def check_pool(
             f"got probs of shape {p.shape}. Pass T stochastic forward passes stacked on axis 0, "
             "e.g. np.stack([model(x) for _ in range(20)])."
         )
-    e = None if embeddings is None else check_embeddings(embeddings)
+    if state is not None:
+        e = embeddings  # validated when the state was built
+    else:
+        e = None if embeddings is None else check_embeddings(embeddings)
     n_p = None if p is None else p.shape[-2]
     n_e = None if e is None else e.shape[0]
     if n_p is not None and n_e is not None and n_p != n_e:

@@ -42,8 +42,18 @@ from ._kcenter import (
     check_kcenter_params,
     first_center,
 )
+from ._state import check_state
 
 __all__ = ["coreset"]
+
+
+def _check_pairs(nnz: int, max_pairs: int) -> None:
+    if nnz > max_pairs:
+        raise InputError(
+            f"coreset: more than max_pairs={max_pairs} (item, candidate) pairs lie within "
+            "the greedy radius; lower candidate_factor, or raise max_pairs if memory "
+            "allows (each pair costs about 50 bytes)."
+        )
 
 
 def _ranges(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -81,12 +91,7 @@ class _CoverGraph:
             np.maximum(D, 0.0, out=D)
             i, j = np.nonzero(D <= limit)
             nnz += i.size
-            if nnz > max_pairs:
-                raise InputError(
-                    f"coreset: more than max_pairs={max_pairs} (item, candidate) pairs lie within "
-                    "the greedy radius; lower candidate_factor, or raise max_pairs if memory "
-                    "allows (each pair costs about 50 bytes)."
-                )
+            _check_pairs(nnz, max_pairs)
             pts.append(i + r0)
             cands.append(j)
             d2s.append(D[i, j])
@@ -94,10 +99,53 @@ class _CoverGraph:
                 Dl = _sqdist_rows(X, sq, L, lsq, r0, r1)
                 self.lab_d2[r0:r1] = np.maximum(Dl.min(axis=1), 0.0)
         self.lab_d2[lab] = 0.0
-        pt = np.concatenate(pts).astype(np.int64)
-        cj = np.concatenate(cands).astype(np.int64)
-        d2 = np.concatenate(d2s)
-        self.m = net.size
+        self._index_pairs(n, net.size, pts, cands, d2s)
+
+    @classmethod
+    def from_index(
+        cls, ix: Any, net_pos: np.ndarray, radius2: float, max_pairs: int, lab_d2: np.ndarray
+    ) -> _CoverGraph:
+        """The same graph over a k-center pool index (items are *positions*).
+
+        ``lab_d2`` (positions) is every item's squared distance to the fixed
+        centers, already known from the traversal. A (group, candidate) pair is
+        skipped when the triangle inequality puts the whole group beyond the
+        radius, so on clustered pools most distances are never computed. The
+        coverage search does not depend on the order of the items, so it picks
+        what the plain graph picks.
+        """
+        self = cls.__new__(cls)
+        n = ix.n
+        C, csq = ix.X[net_pos], ix.sq[net_pos]
+        limit = radius2 * (1.0 + 1e-12)
+        dz = np.sqrt(np.maximum(ix.zsq[:, None] + csq[None, :] - 2.0 * (ix.Z @ C.T), 0.0))
+        reach = (ix.R + np.sqrt(max(radius2, 0.0)))[:, None] * (1.0 + 1e-6) + ix.slack
+        active = dz <= reach
+        pts, cands, d2s = [], [], []
+        nnz = 0
+        for g in np.flatnonzero(active.any(axis=1)):
+            cols = np.flatnonzero(active[g])
+            Cg, cg = C[cols], csq[cols]
+            for r0 in range(int(ix.starts[g]), int(ix.ends[g]), _ROW_CHUNK):
+                r1 = min(int(ix.ends[g]), r0 + _ROW_CHUNK)
+                D = _sqdist_rows(ix.X, ix.sq, Cg, cg, r0, r1)
+                np.maximum(D, 0.0, out=D)
+                i, j = np.nonzero(D <= limit)
+                nnz += i.size
+                _check_pairs(nnz, max_pairs)
+                pts.append(i + r0)
+                cands.append(cols[j])
+                d2s.append(D[i, j])
+        self.lab_d2 = lab_d2
+        self._index_pairs(n, net_pos.size, pts, cands, d2s)
+        return self
+
+    def _index_pairs(self, n: int, m: int, pts: list, cands: list, d2s: list) -> None:
+        """Both CSR orders of the pairs (``pts`` come in item order)."""
+        pt = np.concatenate(pts).astype(np.int64) if pts else np.empty(0, dtype=np.int64)
+        cj = np.concatenate(cands).astype(np.int64) if cands else np.empty(0, dtype=np.int64)
+        d2 = np.concatenate(d2s) if d2s else np.empty(0)
+        self.m = m
         # by item (rows are produced in item order already)
         self.item_ptr = np.searchsorted(pt, np.arange(n + 1))
         self.item_cand, self.item_d2 = cj, d2
@@ -116,8 +164,12 @@ class _CoverGraph:
         """Greedy max coverage with ``k`` candidate balls of squared radius ``r2``.
 
         Returns the chosen net positions (in order) and the number of items left
-        uncovered.
+        uncovered. Distances within a relative ``1e-12`` of ``r2`` count as
+        inside: the radius is itself a stored distance, and an item at exactly
+        that distance from another center (the greedy radius is such a tie by
+        construction) must not fall out because the two were rounded apart.
         """
+        r2 = r2 * (1.0 + 1e-12)
         covered = self.lab_d2 <= r2
         within = self.item_d2 <= r2
         live = within & ~covered[self.pair_item]
@@ -150,24 +202,41 @@ def _coreset(
     max_pairs: int = 50_000_000,
     knobs: dict[str, int] | None = None,
     info: dict[str, Any] | None = None,
+    state: Any = None,
 ) -> np.ndarray:
-    """Kernel of :func:`coreset`; trusts its inputs (``k <=`` unlabeled count)."""
+    """Kernel of :func:`coreset`; trusts its inputs (``k <=`` unlabeled count).
+
+    With a ``state`` (:class:`~alaas_lab.strategies.PoolState`, ``X`` its pool)
+    the candidate net starts from the state's distance tables, the distances to
+    the labeled set come from the net's traversal and the pair search skips
+    groups out of reach; the picks are those of the plain run.
+    """
     knobs = knobs or {}
     n_unlabeled = int(labeled.size - np.count_nonzero(labeled))
     if k == 0:
         return np.empty(0, dtype=np.int64)
     m = min(n_unlabeled, max(k, int(np.ceil(candidate_factor * k)) + outliers))
-    net, vals = _kcenter_greedy(X, labeled, m, first=first, return_values=True, **knobs)
+    base: dict[str, Any] | None = {} if state is not None else None
+    net, vals = _kcenter_greedy(X, labeled, m, first=first, return_values=True, state=state,
+                                remember_picks=False, base=base, **knobs)
     if m == k:  # no spare candidates: nothing to improve on the greedy solution
         return net
     delta2 = float(vals[k])  # squared radius of the greedy solution s_g
     # a first pick drawn when nothing was labeled stays a center, like a labeled item
     n_fixed = 0 if first is None else 1
-    cover_lab = labeled.copy()
-    cover_lab[net[:n_fixed]] = True
     cands = net[n_fixed:]
-    graph = _CoverGraph(X, cover_lab, cands, delta2, max_pairs)
-    radii = graph.distinct_radii(delta2 / 4.0, delta2)  # Alg. 2: r in [delta/2, delta]
+    if base is not None:
+        ix = base["index"]
+        graph = _CoverGraph.from_index(ix, ix.pos_of[cands], delta2, max_pairs,
+                                       np.maximum(base["mind"], 0.0))
+    else:
+        cover_lab = labeled.copy()
+        cover_lab[net[:n_fixed]] = True
+        graph = _CoverGraph(X, cover_lab, cands, delta2, max_pairs)
+    # Alg. 2: r in [delta/2, delta]. The top gets the pairs' own slack: the pair that
+    # defines delta is computed apart from delta itself, and rounding must not drop
+    # the one radius at which the greedy solution is known to be feasible
+    radii = graph.distinct_radii(delta2 / 4.0, delta2 * (1.0 + 1e-12))
     lo, hi = 0, radii.size - 1
     best = None
     checks = 0
@@ -222,6 +291,7 @@ def coreset(
     block: int = 256,
     n_candidates: int = 1024,
     n_groups: int = 128,
+    state: Any = None,
 ) -> np.ndarray:
     """Core-set selection (Sener & Savarese 2018): robust k-center by binary search.
 
@@ -250,6 +320,10 @@ def coreset(
         Refuse (with an error) to store more (item, candidate) pairs than this.
     block, n_candidates, n_groups : int
         Speed knobs of the underlying k-center greedy.
+    state : PoolState, optional
+        Per-pool state (:class:`~alaas_lab.strategies.PoolState`) built for
+        ``embeddings``; reuses the distance tables of earlier rounds (see
+        ``kcenter_greedy``). The picks are the same as without it.
 
     Returns
     -------
@@ -261,8 +335,10 @@ def coreset(
     distances, then ``O(log P)`` coverage checks of ``O(P + k m)`` each, where
     ``P`` is the number of stored pairs.
     """
+    state = check_state(state)
     k, _, X, lab = check_pool(
-        k=k, embeddings=embeddings, labeled=labeled, need_embeddings=True, who="coreset"
+        k=k, embeddings=embeddings, labeled=labeled, need_embeddings=True, who="coreset",
+        state=state,
     )
     xi, factor = check_coreset_params(
         outliers=outliers, candidate_factor=candidate_factor, n_pool=lab.size
@@ -279,6 +355,7 @@ def coreset(
         candidate_factor=factor,
         max_pairs=max_pairs,
         knobs=knobs,
+        state=state,
     )
 
 
@@ -295,6 +372,7 @@ def _entry_coreset(
     block=256,
     n_candidates=1024,
     n_groups=128,
+    state=None,
 ):
     """Registry entry: validated ``embeddings``; checks the options."""
     xi, factor = check_coreset_params(
@@ -311,4 +389,5 @@ def _entry_coreset(
         candidate_factor=factor,
         max_pairs=max_pairs,
         knobs=knobs,
+        state=state,
     )

@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from .._validation import check_random_state
 from ._common import check_number, check_pool
+from ._state import check_state
 
 __all__ = ["kcenter_greedy"]
 
@@ -102,14 +103,16 @@ def _coarse_groups(X: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray
     return group, Z[used]
 
 
-class _FarthestFirst:
-    """State of one farthest-first traversal (see the module docstring).
+class _PoolIndex:
+    """The pool-only part of a traversal: rows sorted by coarse group, as float64.
 
-    All arrays are in *position* order (rows sorted by group); ``perm[pos]`` is
-    the pool index of a position.
+    Everything here depends on the pool alone, so a
+    :class:`~alaas_lab.strategies.PoolState` keeps it across rounds. Arrays are
+    in *position* order (rows sorted by group); ``perm[pos]`` is the pool index
+    of a position and ``pos_of`` its inverse.
     """
 
-    def __init__(self, X: np.ndarray, *, block: int, n_candidates: int, n_groups: int):
+    def __init__(self, X: np.ndarray, n_groups: int):
         # The float64 copy is kept uncentred so integer-valued data gives exact ties.
         X = np.asarray(X)
         n, d = X.shape
@@ -144,6 +147,29 @@ class _FarthestFirst:
         self.scale = float(sq.max(initial=0.0)) + 1.0
         self.slack = 1e-6 * np.sqrt(self.scale)  # absolute slack of the pruning tests
         self.group_of = np.repeat(np.arange(G), self.ends - starts)
+
+
+class _FarthestFirst:
+    """State of one farthest-first traversal (see the module docstring).
+
+    All arrays are in *position* order (rows sorted by group); ``perm[pos]`` is
+    the pool index of a position.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray | _PoolIndex,
+        *,
+        block: int,
+        n_candidates: int,
+        n_groups: int,
+    ):
+        ix = X if isinstance(X, _PoolIndex) else _PoolIndex(X, n_groups)
+        self.index = ix
+        self.X, self.sq, self.perm, self.n, self.Z = ix.X, ix.sq, ix.perm, ix.n, ix.Z
+        self.pos_of, self.starts, self.ends, self.zsq = ix.pos_of, ix.starts, ix.ends, ix.zsq
+        self.R, self.scale, self.slack, self.group_of = ix.R, ix.scale, ix.slack, ix.group_of
+        n, G = self.n, self.starts.size
         self.mind = np.full(n, np.inf)
         self.gmax = np.full(G, np.inf)
         self.block = block
@@ -151,6 +177,12 @@ class _FarthestFirst:
         self.pending: list[int] = []
         self.flush_threads: int | None = None
         self.stats = {"flushes": 0, "pairs": 0, "pairs_full": 0, "picks_from_candidates": 0}
+
+    def load(self, mind: np.ndarray) -> None:
+        """Start from an exact distance table (position order; -1 marks centers)."""
+        self.mind[:] = mind
+        self.pending = []
+        self.gmax = np.maximum.reduceat(self.mind, self.starts)
 
     # -- deferred updates ------------------------------------------------------------
     def flush(self) -> None:
@@ -289,6 +321,38 @@ class _FarthestFirst:
                 cand = None
 
 
+class _KCenterMemo:
+    """What a :class:`~alaas_lab.strategies.PoolState` keeps for k-center traversals.
+
+    The pool index, and a few exact nearest-center distance tables, each with
+    the set of centers it holds. A traversal whose labeled set contains a
+    stored set starts from that table and applies only the centers it lacks;
+    since every entry is the exact minimum over its centers, the picks are
+    those of a traversal from scratch.
+    """
+
+    def __init__(self, X: np.ndarray, n_groups: int, max_tables: int = 8):
+        self.index = _PoolIndex(X, n_groups)
+        self.max_tables = max_tables
+        self.tables: list[tuple[np.ndarray, np.ndarray, int]] = []  # (centers, mind, count)
+
+    def closest(self, labeled: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """The stored table with the most centers, all labeled, and the labeled items it lacks."""
+        best, best_count = None, 0
+        for centers, mind, count in self.tables:
+            if count > best_count and not np.any(centers & ~labeled):
+                best, best_count = (centers, mind), count
+        if best is None:
+            return None, np.flatnonzero(labeled)
+        return best[1], np.flatnonzero(labeled & ~best[0])
+
+    def remember(self, centers: np.ndarray, mind: np.ndarray) -> None:
+        """Store an exact table (no pending centers) for the set ``centers``."""
+        self.tables = [t for t in self.tables if not np.array_equal(t[0], centers)]
+        self.tables.append((centers.copy(), mind.copy(), int(np.count_nonzero(centers))))
+        del self.tables[: -self.max_tables]
+
+
 def _kcenter_greedy(
     X: np.ndarray,
     labeled: np.ndarray,
@@ -300,6 +364,9 @@ def _kcenter_greedy(
     n_groups: int = 128,
     return_values: bool = False,
     stats: dict[str, Any] | None = None,
+    state: Any = None,
+    remember_picks: bool = True,
+    base: dict[str, Any] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Kernel of :func:`kcenter_greedy`; trusts its inputs.
 
@@ -321,6 +388,15 @@ def _kcenter_greedy(
         time it was picked (``inf`` for a ``first`` pick).
     stats : dict, optional
         Filled with work counters (flushes, distance pairs computed).
+    state : PoolState, optional
+        Keeps the pool index and exact distance tables between calls (``X`` must
+        be ``state.X``). The table of the labeled set is stored, and with
+        ``remember_picks`` also that of the labeled set plus the picks (what the
+        next round's labeled set usually is).
+    base : dict, optional
+        Filled with ``"mind"``, every position's squared distance to the initial
+        centers (labeled items, or the ``first`` pick; ``-1`` at the centers), and
+        ``"index"``, the :class:`_PoolIndex` (position order).
 
     Returns
     -------
@@ -330,17 +406,33 @@ def _kcenter_greedy(
     picks = np.empty(k, dtype=np.int64)
     values = np.empty(k, dtype=np.float64)
     if k > 0:
-        ff = _FarthestFirst(X, block=block, n_candidates=n_candidates, n_groups=n_groups)
-        lab_pos = ff.pos_of[np.flatnonzero(labeled)]
+        memo = None
+        if state is not None:
+            memo = state.slot(("kcenter", n_groups), lambda: _KCenterMemo(state.X, n_groups))
+            ff = _FarthestFirst(memo.index, block=block, n_candidates=n_candidates,
+                                n_groups=n_groups)
+        else:
+            ff = _FarthestFirst(X, block=block, n_candidates=n_candidates, n_groups=n_groups)
         start = 0
-        if lab_pos.size:
-            ff.add_centers(lab_pos)
+        if labeled.any():
+            new = np.flatnonzero(labeled)
+            if memo is not None:
+                table, new = memo.closest(labeled)
+                if table is not None:
+                    ff.load(table)
+                    state.counters["kcenter:reused"] += 1
+                state.counters["kcenter:centers_applied"] += int(new.size)
+            ff.add_centers(ff.pos_of[new])
+            if memo is not None and new.size:
+                memo.remember(labeled, ff.mind)
         else:
             if first is None:
                 raise ValueError("first is required when nothing is labeled")
             picks[0], values[0] = first, np.inf
             ff.add_centers(ff.pos_of[[first]])
             start = 1
+        if base is not None:
+            base["mind"], base["index"] = ff.mind.copy(), ff.index
         # The per-pick products are small: threading them costs more than it saves
         # (and hurts on a busy machine), so the pick loop runs on one BLAS thread
         # and only the blocked updates use the caller's BLAS thread setting.
@@ -351,9 +443,29 @@ def _kcenter_greedy(
                 ff.run(k, picks, values, start)
         else:
             ff.run(k, picks, values, start)
+        if memo is not None and remember_picks:
+            ff.flush()  # the next round starts from here, with these picks labeled
+            centers = labeled.copy()
+            centers[picks] = True
+            memo.remember(centers, ff.mind)
         if stats is not None:
             stats.update(ff.stats)
     return (picks, values) if return_values else picks
+
+
+def prepare_kcenter(state: Any, labeled: np.ndarray, *, n_groups: int = 128) -> None:
+    """Build ``state``'s pool index and the distance table of ``labeled`` ahead of a round."""
+    memo = state.slot(("kcenter", n_groups), lambda: _KCenterMemo(state.X, n_groups))
+    if not labeled.any():
+        return
+    table, new = memo.closest(labeled)
+    if table is not None and new.size == 0:
+        return
+    ff = _FarthestFirst(memo.index, block=256, n_candidates=1024, n_groups=n_groups)
+    if table is not None:
+        ff.load(table)
+    ff.add_centers(ff.pos_of[new])
+    memo.remember(labeled, ff.mind)
 
 
 def check_kcenter_params(
@@ -383,6 +495,7 @@ def kcenter_greedy(
     block: int = 256,
     n_candidates: int = 1024,
     n_groups: int = 128,
+    state: Any = None,
 ) -> np.ndarray:
     """Greedy k-center (farthest-first traversal) in Euclidean embedding space.
 
@@ -409,6 +522,11 @@ def kcenter_greedy(
         Items kept exactly up to date between blocked updates.
     n_groups : int, default 128
         Coarse groups for triangle-inequality pruning (1 disables it).
+    state : PoolState, optional
+        Per-pool state (:class:`~alaas_lab.strategies.PoolState`) built for
+        ``embeddings``: keeps the grouped pool and exact nearest-center distances
+        between calls, so a later round applies only the newly labeled centers.
+        The picks are the same as without it.
 
     Returns
     -------
@@ -422,17 +540,20 @@ def kcenter_greedy(
     percent on clustered pools) plus at most ``O(k n_candidates d)`` for the
     candidates; memory ``O(N d)`` for a float64 copy of the pool.
     """
+    state = check_state(state)
     k, _, X, lab = check_pool(
-        k=k, embeddings=embeddings, labeled=labeled, need_embeddings=True, who="kcenter_greedy"
+        k=k, embeddings=embeddings, labeled=labeled, need_embeddings=True, who="kcenter_greedy",
+        state=state,
     )
     knobs = check_kcenter_params(block=block, n_candidates=n_candidates, n_groups=n_groups)
     first = first_center(lab, check_random_state(rng))
-    return _kcenter_greedy(X, lab, k, first=first, **knobs)
+    return _kcenter_greedy(X, lab, k, first=first, state=state, **knobs)
 
 
 def _entry_kcenter_greedy(
-    k, *, probs, embeddings, labeled, rng, block=256, n_candidates=1024, n_groups=128
+    k, *, probs, embeddings, labeled, rng, block=256, n_candidates=1024, n_groups=128, state=None
 ):
     """Registry entry: validated ``embeddings``; checks the speed knobs."""
     knobs = check_kcenter_params(block=block, n_candidates=n_candidates, n_groups=n_groups)
-    return _kcenter_greedy(embeddings, labeled, k, first=first_center(labeled, rng), **knobs)
+    return _kcenter_greedy(embeddings, labeled, k, first=first_center(labeled, rng), state=state,
+                           **knobs)

@@ -20,6 +20,7 @@ import numpy as np
 from .._validation import check_random_state
 from ..errors import InputError, StrategyError
 from ._common import check_pool, mean_probs
+from ._state import check_state
 
 __all__ = [
     "INPUTS",
@@ -36,6 +37,8 @@ __all__ = [
 #: What a strategy may need: ``"probs"`` ([N, C]), ``"mc_probs"`` ([T, N, C]), ``"embeddings"``.
 INPUTS = frozenset({"probs", "mc_probs", "embeddings"})
 _STANDARD = ("probs", "embeddings", "labeled", "rng")
+#: Inputs a strategy may take but need not: ``state`` (a :class:`PoolState`).
+_OPTIONAL = ("state",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +76,14 @@ class Strategy:
             return None
         named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         # params[0] is k; the standard inputs are not options
-        return frozenset(p.name for p in params[1:] if p.kind in named) - set(_STANDARD)
+        return frozenset(p.name for p in params[1:] if p.kind in named) - set(
+            _STANDARD + _OPTIONAL)
+
+    def accepts_state(self) -> bool:
+        """Whether the function takes ``state=`` (a :class:`PoolState`) by name."""
+        params = inspect.signature(self.load()).parameters
+        return "state" in params and params["state"].kind in (
+            inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 _REGISTRY: dict[str, Strategy] = {}
@@ -163,7 +173,8 @@ def register(
         ``needs`` holds ``"mc_probs"``) or None, ``embeddings`` as ``(N, d)`` or
         None, ``labeled`` always a boolean mask ``(N,)``, ``rng`` always a
         ``numpy.random.Generator``. It must return ``k`` distinct unlabeled
-        pool indices; :func:`select` checks that.
+        pool indices; :func:`select` checks that. If it also takes ``state``
+        by name it receives the caller's :class:`PoolState` (or None).
     needs : set of str, default {"probs"}
         Inputs it requires, from ``{"probs", "mc_probs", "embeddings"}``.
     clobber : bool, default False
@@ -246,6 +257,7 @@ def select(
     embeddings: Any = None,
     labeled: Any = None,
     rng: Any = None,
+    state: Any = None,
     **params: Any,
 ) -> np.ndarray:
     """Pick ``k`` pool items to label next with strategy ``name``.
@@ -264,6 +276,12 @@ def select(
         Items already labeled; never picked. Default: nothing labeled.
     rng : None, int or numpy.random.Generator, optional
         Randomness for the strategies that use it; same seed, same picks.
+    state : PoolState, optional
+        Per-pool state kept across rounds (:class:`PoolState`): the embeddings
+        validated once (``embeddings`` may then be omitted) and the caches of
+        ``kcenter_greedy``, ``coreset``, ``typiclust``, ``badge`` and ``dbal``.
+        It must have been built for this pool (else ``InputError``). Strategies
+        that do not take it ignore it.
     **params
         Options of the strategy (e.g. ``beta=5`` for ``"dbal"``).
 
@@ -295,6 +313,10 @@ def select(
                 f"{sorted(accepted) if accepted else 'no options'}."
             )
     needs = spec.needs
+    state = check_state(state)
+    takes_state = state is not None and spec.accepts_state()
+    if state is not None and not (takes_state or "embeddings" in needs):
+        state = None  # nothing to use it for; the pool is checked through the other inputs
     k, p, e, lab = check_pool(
         k=k,
         probs=probs,
@@ -304,11 +326,14 @@ def select(
         need_mc="mc_probs" in needs,
         need_embeddings="embeddings" in needs,
         who=f"strategy {name!r}",
+        state=state,
     )
     gen = check_random_state(rng)
     if p is not None and "mc_probs" not in needs:
         p = mean_probs(p)
     if k == 0 and not spec.builtin:
         return np.empty(0, dtype=np.int64)
+    if takes_state:
+        params["state"] = state
     picks = fn(k, probs=p, embeddings=e, labeled=lab.copy(), rng=gen, **params)
     return _check_picks(name, picks, k, lab)

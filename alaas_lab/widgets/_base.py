@@ -1,9 +1,11 @@
-"""What the three widgets share: bundled front-end files and thread-safe trait updates."""
+"""What the three widgets share: bundled front-end files, thread-safe trait updates,
+a heartbeat that lets a view tell that its kernel side is gone, and full-size images."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,52 @@ logger = logging.getLogger(__name__)
 #: The ES modules and CSS shipped inside the wheel (``alaas_lab/js``).
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 CSS = JS_DIR / "alaas.css"
+#: Seconds between heartbeats; a view that hears none for ``max(6, 3 * HEARTBEAT_S + 1)``
+#: seconds says it is disconnected (the kernel restarted, died, or the widget is gone).
+HEARTBEAT_S = 2.0
+#: ``max_side`` of a full-size image (a view's "Full size" button).
+FULL_SIZE_SIDE = 4096
+
+
+class _Heartbeat:
+    """One daemon thread per kernel that bumps ``heartbeat`` on every live widget.
+
+    The trait goes out from this thread (like the widgets' other updates from their
+    threads), so it keeps beating while a cell runs; it stops when the kernel does,
+    and the views notice the silence. Widgets are held weakly and leave on ``close``.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._widgets: weakref.WeakSet[SessionWidget] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, widget: SessionWidget) -> None:
+        with self._lock:
+            self._widgets.add(widget)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="alaas-heartbeat",
+                                                daemon=True)
+                self._thread.start()
+
+    def discard(self, widget: SessionWidget) -> None:
+        with self._lock:
+            self._widgets.discard(widget)
+
+    def _run(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(self.interval):
+            with self._lock:
+                widgets = list(self._widgets)
+                if not widgets:
+                    self._thread = None
+                    return
+            for widget in widgets:
+                widget._beat()
+
+
+_HEARTBEAT = _Heartbeat(HEARTBEAT_S)
 
 
 def budget_total(status: dict[str, Any]) -> int | None:
@@ -60,6 +108,9 @@ class SessionWidget(anywidget.AnyWidget):
 
     error = traitlets.Unicode("").tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
+    #: bumped every ``heartbeat_s`` seconds while the kernel side lives
+    heartbeat = traitlets.Int(0).tag(sync=True)
+    heartbeat_s = traitlets.Float(HEARTBEAT_S).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         self._lock = threading.RLock()
@@ -67,6 +118,18 @@ class SessionWidget(anywidget.AnyWidget):
         self._cleanup: list[Callable[[], None]] = []
         self._stop_reason = ""
         super().__init__(**kwargs)
+        _HEARTBEAT.add(self)
+
+    def _beat(self) -> None:
+        """One heartbeat (from the heartbeat thread); skipped while an update holds the lock."""
+        if not self._lock.acquire(timeout=self.heartbeat_s / 2):
+            return
+        try:
+            self.heartbeat += 1
+        except Exception:  # a closed comm: the view is gone anyway
+            logger.debug("heartbeat failed", exc_info=True)
+        finally:
+            self._lock.release()
 
     @contextmanager
     def _state(self):
@@ -128,8 +191,60 @@ class SessionWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop the widget's threads, then close it (its views disappear)."""
+        _HEARTBEAT.discard(self)
         self.shutdown()
         super().close()
+
+
+class FullSizeImages(traitlets.HasTraits):
+    """A view's "Full size" button: one item's image at up to ``FULL_SIZE_SIDE`` pixels.
+
+    The view sends ``{"type": "full_size", "item_id"}``; :meth:`_load_full_size` asks
+    the worker for the item (``item_data`` with a large ``max_side``) on a short-lived
+    thread with its own client, so the shell thread never waits on the worker.
+
+    Traits
+    ------
+    full : dict
+        ``item_id``, ``state`` (``loading``, ``ready`` or ``error``), ``mime``, ``text``
+        (why it failed).
+    full_data : bytes
+        The image (PNG) when ``state`` is ``ready``.
+    """
+
+    full = traitlets.Dict().tag(sync=True)
+    full_data = traitlets.Bytes(b"").tag(sync=True)
+
+    #: ``(client, connection_file)`` the widget was made with (set by the widget)
+    _endpoint: tuple[Client | None, str | Path | None] = (None, None)
+
+    def _load_full_size(self, item_id: int) -> None:
+        if self.full.get("item_id") == item_id and self.full.get("state") in ("loading", "ready"):
+            return
+        self.full, self.full_data = {"item_id": item_id, "state": "loading"}, b""
+
+        def run() -> None:
+            reply: dict[str, Any] = {"item_id": item_id, "state": "error"}
+            data = b""
+            try:
+                client = connect(*self._endpoint, timeout=60.0)
+                try:
+                    (item,) = client.item_data([item_id], max_side=FULL_SIZE_SIDE)
+                finally:
+                    client.close()
+                if item.get("kind") == "image" and item.get("data"):
+                    reply.update(state="ready", mime=item.get("mime") or "image/png")
+                    data = bytes(item["data"])
+                else:
+                    reply["text"] = (item.get("text")
+                                     or f"the item is {item.get('kind')}, not an image")
+            except Exception as exc:
+                reply["text"] = f"{type(exc).__name__}: {exc}"
+            with self._lock, self.hold_sync():  # type: ignore[attr-defined]
+                if self.full.get("item_id") == item_id:  # not replaced by a newer request
+                    self.full, self.full_data = reply, data
+
+        threading.Thread(target=run, name="alaas-full-size", daemon=True).start()
 
 
 class RefreshingWidget(SessionWidget):

@@ -1,4 +1,4 @@
-"""The labeling widget's key map: one key per class, plus Skip and Undo.
+"""The labeling widget's key map: one key per class, plus Skip, Undo and Accept.
 
 The browser matches keys by ``KeyboardEvent.code`` (the physical key), so a
 class keeps its key whatever the keyboard layout types. Classes named by one
@@ -27,8 +27,9 @@ __all__ = ["ACTION_CODES", "DEFAULT_KEYS", "KeyBinding", "code_for", "key_map"]
 
 #: Keys in the order classes get them: the number row from 1, then the alphabet.
 DEFAULT_KEYS: tuple[str, ...] = (*"123456789", "0", *string.ascii_uppercase)
-#: ``event.code`` of the two actions that every labeling widget has.
-ACTION_CODES: dict[str, str] = {"skip": "Space", "undo": "Backspace"}
+#: ``event.code`` of the actions that every labeling widget has (Accept: take the model's
+#: suggestion for the item shown; the view also takes ``NumpadEnter``).
+ACTION_CODES: dict[str, str] = {"skip": "Space", "undo": "Backspace", "accept": "Enter"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def code_for(key: str) -> str:
             return f"Key{key.upper()}"
     raise InputError(
         f"keys must be single digits or letters (0-9, A-Z); got {key!r}. "
-        "Space and Backspace are taken by Skip and Undo."
+        "Space, Backspace and Enter are taken by Skip, Undo and Accept."
     )
 
 

@@ -31,11 +31,15 @@ class PipelineMonitor(RefreshingWidget):
         batch, store takes them), so the items a stage has done are
         ``max(items_in, items_out)``.
     push : dict
-        ``running``, ``done``, ``total`` (items to compute), ``wall_s``,
-        and after it ends ``cache_hits``, ``embedded``, ``n_items``, ``seconds``.
+        ``running``, ``done``, ``total`` (items to compute), ``wall_s``, ``failed``
+        (items quarantined so far, per stage: an item that failed passes through the
+        later stages, which count it), and after it ends ``cache_hits``, ``embedded``,
+        ``n_items``, ``seconds``, ``quarantined``.
     totals : dict
-        ``n_items``, ``n_embedded``, ``n_quarantined`` (from status), and over the
-        pushes this widget saw: ``cache_hits``, ``embedded``, ``pushes``.
+        ``n_items`` (every item: pool, evaluation, quarantined), ``n_embedded``,
+        ``n_quarantined``, ``n_eval`` (from status, asked again at most once a second
+        while a push runs), and over the pushes this widget saw: ``cache_hits``,
+        ``embedded``, ``pushes``.
     quarantined : list of dict
         ``item_id``, ``uri``, ``stage``, ``reason`` (the most recent ``MAX_QUARANTINE_ROWS``).
     state : str
@@ -62,6 +66,8 @@ class PipelineMonitor(RefreshingWidget):
         self._cache_hits = 0
         self._embedded = 0
         self._pushes = 0
+        self._failed: dict[str, int] = {}  # the running push's quarantined items per stage
+        self._asked = 0.0  # when a progress event last asked for the counts
         if start:
             self.start()
 
@@ -94,6 +100,7 @@ class PipelineMonitor(RefreshingWidget):
         self.totals = {"n_items": int(status.get("n_items") or 0),
                        "n_embedded": int(status.get("n_embedded") or 0),
                        "n_quarantined": int(status.get("n_quarantined") or 0),
+                       "n_eval": int(status.get("n_eval") or 0),
                        "cache_hits": self._cache_hits, "embedded": self._embedded,
                        "pushes": self._pushes}
 
@@ -105,22 +112,29 @@ class PipelineMonitor(RefreshingWidget):
             if event.msg_type == "progress" and c.get("stages") is not None:
                 self.stages = [{k: s.get(k) for k in _STAGE_KEYS} for s in c["stages"]]
                 self.push = {"running": True, "done": c.get("done"), "total": c.get("total"),
-                             "wall_s": c.get("wall_s")}
+                             "wall_s": c.get("wall_s"), "failed": dict(self._failed)}
                 self.state = "running"
+                now = time.monotonic()
+                if now - self._asked >= 1.0:  # the pool's counts move during a push
+                    self._asked = now
+                    refresh = True
             elif event.msg_type == "push_done":
                 self._cache_hits += int(c.get("cache_hits") or 0)
                 self._embedded += int(c.get("embedded") or 0)
                 self._pushes += 1
                 pipeline = c.get("pipeline") or {}
-                if pipeline.get("stages"):
-                    self.stages = [{k: s.get(k) for k in _STAGE_KEYS} for s in pipeline["stages"]]
+                # the rows describe the last push: one that computed nothing has none
+                self.stages = [{k: s.get(k) for k in _STAGE_KEYS}
+                               for s in pipeline.get("stages") or []]
                 self.push = {**self.push, "running": False,
                              **{k: c.get(k) for k in ("n_items", "cache_hits", "embedded",
                                                       "seconds")},
                              "done": int(c.get("embedded") or 0),
                              "total": int(c.get("embedded") or 0),
                              "wall_s": pipeline.get("wall_s") or c.get("seconds"),
-                             "quarantined": len(c.get("quarantined") or [])}
+                             "quarantined": len(c.get("quarantined") or []),
+                             "failed": dict(self._failed)}
+                self._failed = {}
                 self.state = "idle"
                 refresh = True
             elif event.msg_type == "quarantined":
@@ -128,6 +142,10 @@ class PipelineMonitor(RefreshingWidget):
                        "stage": c.get("stage") or "", "reason": c.get("reason") or ""}
                 rows = [q for q in self.quarantined if q["item_id"] != row["item_id"]]
                 self.quarantined = [*rows, row][-MAX_QUARANTINE_ROWS:]
+                if row["stage"]:
+                    self._failed[row["stage"]] = self._failed.get(row["stage"], 0) + 1
+                    if self.push.get("running"):
+                        self.push = {**self.push, "failed": dict(self._failed)}
             self.updated = time.time()
         if refresh:
             self.request_refresh()

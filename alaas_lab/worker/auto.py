@@ -338,7 +338,7 @@ class AutoPilot:
             model = self.heads[name]
         return strategies.select_with_model(
             name, k, embeddings=snap.X, labeled=blocked, rng=rng, model=model,
-            **self.strategy_params.get(name, {})).tolist()
+            state=self.s.pool_state(), **self.strategy_params.get(name, {})).tolist()
 
     # ------------------------------------------------------------------ finish
     def _recorded(self, rnd: int) -> bool:

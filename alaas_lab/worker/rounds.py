@@ -108,7 +108,8 @@ class SingleStrategyRounds:
         params = dict(configured.params) if name == configured.type else {}
         chosen = strategies.select_with_model(
             name, budget, embeddings=p.emb.matrix, labeled=blocked, model=model,
-            rng=np.random.default_rng([p.config.seed, rnd - 1]), **params).tolist()
+            rng=np.random.default_rng([p.config.seed, rnd - 1]), state=p.pool_state(),
+            **params).tolist()
         queued, rnd = p.begin_round({name: chosen}, model=p.model_mark() if model else None)
         return {"round": rnd, "item_ids": queued, "uris": [p.uris[i] for i in queued],
                 "strategy": name}

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import strategies
 from .._failpoints import failpoint
 from ..cache import EmbeddingCache, content_identity
 from ..config import Config
@@ -132,6 +133,8 @@ class PoolSession:
         self.strategy = config.active_learning.strategy.type
         self.head = self._new_head()
         self.head_round: int | None = None  # the last recorded round the head has seen
+        self._pool_state: Any = None  # strategies' per-pool state (see pool_state)
+        self._pool_state_key: tuple[int, int, int | None] | None = None
         self._head_n_labeled = 0
         self._fitted_at = -1  # label count at the last fit
         self._n_label_events = 0
@@ -597,6 +600,15 @@ class PoolSession:
                 self.leases.pop(i, None)
                 self.ever_queued.discard(i)
             return out
+
+    def pool_state(self) -> Any:
+        """What the strategies keep about this pool between rounds (k-center distances,
+        clusterings...), rebuilt when the pool or its embeddings change."""
+        key = (self.n_items, int(self.emb.filled.sum()), self.emb.width)
+        if self._pool_state_key != key:
+            self._pool_state = strategies.PoolState(self.emb.matrix)
+            self._pool_state_key = key
+        return self._pool_state
 
     def model_mark(self) -> tuple[int | None, int]:
         """``(round, n_labeled)`` of the head that selects now."""

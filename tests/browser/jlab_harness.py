@@ -29,7 +29,8 @@ CHROMIUM = os.environ.get("ALAAS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 KERNEL_NAME = "alaas-venv"
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts"
+#: Screenshots go here (git-ignored ``artifacts/``); ``ALAAS_ARTIFACTS`` moves them.
+ARTIFACTS = Path(os.environ.get("ALAAS_ARTIFACTS") or REPO / "artifacts")
 
 # JupyterLab user settings: no news or update prompts, every cell rendered
 _SETTINGS = {
@@ -150,7 +151,7 @@ MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
 def digits_session(root: Path, *, per_round: int = 10, total: int = 100, pool: int = 300,
                    labeler: str = "browser", dataset: str = "digits",
                    strategy: str = "least_confidence",
-                   candidates: tuple[str, ...] = ()) -> list[str]:
+                   candidates: tuple[str, ...] = (), mode: str = "sync") -> list[str]:
     """Write ``config.yml`` for a session in ``root``; return the notebook's cells.
 
     ``dataset`` is ``"digits"`` (scikit-learn's 8×8 digits, ``pool`` ≤ 1500) or
@@ -164,7 +165,8 @@ def digits_session(root: Path, *, per_round: int = 10, total: int = 100, pool: i
                                   "model": {"name": "flatten", "batch_size": 256}},
               "data": {"kind": "array"}, "classes": [str(i) for i in range(10)],
               "budget": {"total": total, "per_round": per_round, "initial": per_round},
-              "target_accuracy": 0.8, "cache_dir": str(root / "cache"), "seed": 0}
+              "target_accuracy": 0.8, "cache_dir": str(root / "cache"), "seed": 0,
+              "rounds": {"mode": mode}}  # sync: the paper's loop, rounds in order
     (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
     if dataset == "mnist":
         load = ("from alaas_lab.datasets import mnist\n"
@@ -256,3 +258,109 @@ def wait_labeling(page: Any, timeout: float = 60.0) -> str:
     page.wait_for_selector(".alaas-labeler[data-state='labeling'][data-item-id]:not([data-item-id=''])",
                            timeout=timeout * 1000)
     return current_item(page)
+
+
+# ---------------------------------------------------------------- a session of image strips
+
+def write_strips(folder: Path, n: int, *, start: int = 0, size: tuple[int, int] = (1200, 40)
+                 ) -> list[str]:
+    """``n`` grey PNG strips (a line of text each, 1200×40 by default) in ``folder``.
+
+    Strip ``i`` is named ``strip-{i:04d}-{i % 10}.png``: its class is the last digit.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        font = ImageFont.load_default(size=22)
+    except TypeError:  # Pillow < 10.1: the small bitmap font
+        font = ImageFont.load_default()
+    names = []
+    for i in range(start, start + n):
+        img = Image.new("L", size, 235)
+        ImageDraw.Draw(img).text(
+            (8, 7), f"receipt {i:04d} · class {i % 10} · total {17 * i + 3:,}.00 EUR · "
+            f"due 2025-{1 + i % 12:02d}-{1 + i % 28:02d} · ref ALAAS-{i * 7919 % 100000:05d}",
+            fill=20, font=font)
+        name = folder / f"strip-{i:04d}-{i % 10}.png"
+        img.save(name)
+        names.append(str(name.relative_to(folder.parent)))
+    return names
+
+
+def strips_session(root: Path, *, pool: int = 24, per_round: int = 6) -> list[str]:
+    """A session of long, thin images (1200×40 strips of text) in ``root``; its cells.
+
+    The pool is ``incoming/strip-*.png`` plus one file that is not a PNG (quarantined
+    by the decode stage); the evaluation set is ``eval/strip-*.png``.
+    """
+    write_strips(root / "incoming", pool)
+    write_strips(root / "eval", 10, start=500)
+    (root / "incoming" / "strip-broken.png").write_bytes(b"not a png at all")
+    config = {"name": "browser-strips", "session_dir": str(root / "session"),
+              "active_learning": {"strategy": {"type": "least_confidence"},
+                                  "model": {"name": "flatten", "batch_size": 64}},
+              "data": {"kind": "image", "image_mode": "L"},
+              "classes": [str(i) for i in range(10)],
+              "budget": {"total": pool, "per_round": per_round, "initial": per_round},
+              "target_accuracy": 0.8, "cache_dir": str(root / "cache"), "seed": 0,
+              "rounds": {"mode": "sync"}}
+    (root / "config.yml").write_text(json.dumps(config))
+    return [
+        "%load_ext alaas_lab\nimport glob\n"
+        "pool = sorted(glob.glob('incoming/strip-*.png'))  # the broken one too\n"
+        "evals = sorted(glob.glob('eval/strip-*.png'))\n"
+        "eval_labels = [p[-5] for p in evals]",
+        "%alaas start config.yml",
+        "%alaas monitor",
+        "%alaas push evals --eval eval_labels\n%alaas push pool",
+        "%alaas label --labeler browser",
+        "%alaas dashboard",
+    ]
+
+
+# ---------------------------------------------------------------- more page helpers
+
+# run code in the notebook's kernel; resolve to its stdout (and the error, if any)
+EXEC_JS = """async (code) => {
+  const nb = window.jupyterapp.shell.currentWidget;
+  const kernel = nb.sessionContext.session.kernel;
+  const future = kernel.requestExecute({ code, silent: false, store_history: false });
+  let out = "";
+  future.onIOPub = (msg) => {
+    const c = msg.content;
+    if (msg.header.msg_type === "stream") out += c.text;
+    else if (msg.header.msg_type === "error") out += `ERROR ${c.ename}: ${c.evalue}`;
+    else if (msg.header.msg_type === "execute_result") out += c.data["text/plain"] || "";
+  };
+  await future.done;
+  return out;
+}"""
+
+
+def kernel_exec(page: Any, code: str) -> str:
+    """Run ``code`` in the notebook's kernel (no cell); return what it printed."""
+    out = page.evaluate(EXEC_JS, code)
+    if "ERROR " in out:
+        raise AssertionError(f"kernel code failed:\n{code}\n---\n{out}")
+    return out
+
+
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+
+
+def set_theme(page: Any, theme: str, timeout: float = 30.0) -> None:
+    """Switch JupyterLab's theme (``light`` or ``dark``) and wait until it applies."""
+    page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', "
+                  "{ theme: t })", THEMES[theme])
+    light = "true" if theme == "light" else "false"
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}' && "
+                           "document.body.dataset.jpThemeName === " + json.dumps(THEMES[theme]),
+                           timeout=timeout * 1000)
+    page.wait_for_timeout(500)  # the theme's stylesheet settles
+
+
+# WCAG 2 contrast of the widgets' text and graphics (see contrast.js)
+# (Playwright takes a string for a function only when it starts as one: no leading comment)
+CONTRAST_JS = "\n".join(line for line in (Path(__file__).parent / "contrast.js").read_text()
+                         .splitlines() if not line.startswith("//"))
