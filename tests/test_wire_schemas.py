@@ -101,3 +101,10 @@ def test_every_message_matches_its_schema(tmp_path, digits, strategy):
         if msg_type == "error":
             assert content["reason"] in REASONS
     assert not sorted(set(problems)), "\n".join(sorted(set(problems)))
+
+
+def test_docs_list_every_message_type():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    assert [m for m in MESSAGE_KINDS if f"`{m}`" not in text] == []
