@@ -535,7 +535,12 @@ function render({ model, el }) {
     if (showing) {
       const m = cur.meta;
       strategyChip.hidden = !m.strategy;
-      strategyChip.textContent = m.strategy ? `asked by ${m.strategy}` : "";
+      // who asked, and how good the head that chose it was (round, labels, top-1)
+      const mm = m.model || {};
+      const chosenBy = mm.round ? ` · chosen by the round-${mm.round} head (${mm.n_labeled} ` +
+        `labels${typeof mm.top1 === "number" ? `, ${(100 * mm.top1).toFixed(1)}% top-1` : ""})`
+        : "";
+      strategyChip.textContent = m.strategy ? `asked by ${m.strategy}${chosenBy}` : "";
       // its name first (the file's), then where it stands; the whole URI on hover
       const name = itemName(m);
       const bits = [name, name !== `item ${m.item_id}` ? `item ${m.item_id}` : null];
@@ -552,7 +557,6 @@ function render({ model, el }) {
         const key = (model.get("action_codes") || {}).accept;
         suggestion.replaceChildren(`model says ${s.label}${conf}`,
           key ? h("kbd", { "aria-hidden": "true" }, key) : "");
-        const mm = m.model || {};
         suggestion.title = mm.round ? `the head of round ${mm.round} (${mm.n_labeled} labels` +
           `${typeof mm.top1 === "number" ? `, ${(100 * mm.top1).toFixed(1)}% top-1` : ""}); ` +
           "Enter takes its answer" : "Enter takes the model's answer";
