@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -32,9 +31,6 @@ from ._version import __version__
 from .errors import AlaasError, InputError, ModelError
 
 DEFAULT_STRATEGIES = "random,least_confidence"
-#: Where the demo looks for MNIST when --mnist-path and $ALAAS_LAB_MNIST_DIR are unset
-#: (this repository's checkout keeps the files beside it).
-DEFAULT_MNIST_DIR = Path("..") / "shared" / "data" / "mnist"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -186,8 +182,8 @@ def _add_demo(sub: Any) -> None:
         "--mnist-path",
         default=None,
         help=(
-            "folder with the MNIST IDX files (default: $ALAAS_LAB_MNIST_DIR, "
-            f"else {DEFAULT_MNIST_DIR})"
+            "folder with the MNIST IDX files (default: $ALAAS_LAB_MNIST_DIR, else the "
+            "user's cache, downloading once; $ALAAS_DATA_MIRROR sets a mirror)"
         ),
     )
     p.add_argument("--pool", type=int, default=5000, help="MNIST: training images used as the pool")
@@ -286,7 +282,7 @@ def _demo_data(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, str]:
         data = datasets.digits()
         test = None
     else:
-        path = args.mnist_path or os.environ.get(datasets.MNIST_ENV) or DEFAULT_MNIST_DIR
+        path = args.mnist_path  # None: the cache, else a download (datasets.mnist)
         data = datasets.mnist(path, split="train", limit=args.pool)
         test = datasets.mnist(path, split="test", limit=args.test)
     if args.backbone == "flatten":

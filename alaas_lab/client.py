@@ -196,9 +196,25 @@ class Client:
             Return at once; progress and completion arrive as events.
         role : {"pool", "eval"}
             ``"eval"`` makes these items the evaluation set (give ``labels``).
-        labels : sequence, optional
-            One per item, for ``role="eval"``.
+        labels : sequence or "from_folders", optional
+            One per item, for ``role="eval"``. ``"from_folders"`` with ``data`` a local
+            folder of class sub-folders (torchvision's ImageFolder layout) pushes its
+            images labeled by their sub-folder's name
+            (:func:`alaas_lab.datasets.image_folder`).
         """
+        if isinstance(labels, str):
+            if labels != "from_folders":
+                raise AlaasError(f"labels= takes one label per item or 'from_folders'; got the "
+                                 f"string {labels!r}.")
+            if role != "eval":
+                raise AlaasError("labels='from_folders' is for role='eval'; push a folder as a "
+                                 "pool with push(path) (or push(image_folder(path)[0])).")
+            if not isinstance(data, (str, Path)) and not hasattr(data, "__fspath__"):
+                raise AlaasError("labels='from_folders' needs data to be the path of a local "
+                                 f"folder of class sub-folders; got a {type(data).__name__}.")
+            from .datasets import image_folder
+
+            data, labels = image_folder(data)
         if role not in ("pool", "eval"):
             raise AlaasError(f"push role must be 'pool' or 'eval'; got {role!r}.")
         if role == "eval" and labels is None:

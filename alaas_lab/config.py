@@ -16,6 +16,7 @@ The shape follows the ALaaS paper's example file and adds what a session needs
     target_accuracy: 0.9
     cache_dir: ~/.cache/alaas_lab
     seed: 0
+    plugins: [my_strategies.py, mypkg.backbones]   # imported before names are checked
 
 Every key is checked once, here: an unknown key, a missing one or a bad value
 raises :class:`~alaas_lab.errors.ConfigError` naming the key path (for example
@@ -51,14 +52,19 @@ __all__ = [
     "load_config",
 ]
 
-BACKBONES = ("flatten", "resnet18", "minilm")
+BACKBONES = ("flatten", "resnet18", "minilm", "efficientnet_lite0")
+TORCHVISION_PREFIX = "torchvision/"
 AUTO = "auto"
 
 
 def _spec(*, choices: Any = None, minimum: float | None = None, maximum: float | None = None,
-          doc: str = "") -> dict[str, Any]:
-    """Field metadata read by the validator: allowed values and bounds."""
-    return {"choices": choices, "min": minimum, "max": maximum, "doc": doc}
+          doc: str = "", resolve: Any = None) -> dict[str, Any]:
+    """Field metadata read by the validator: allowed values and bounds.
+
+    ``resolve(value, path)`` (optional) is called instead of the choice check for a
+    ``"package.module:function"`` value: it imports and registers it, or raises.
+    """
+    return {"choices": choices, "min": minimum, "max": maximum, "doc": doc, "resolve": resolve}
 
 
 def _strategy_choices() -> list[str]:
@@ -69,33 +75,83 @@ def _strategy_choices() -> list[str]:
     return sorted([*strategies.names(), AUTO])
 
 
+def _resolve_strategy(value: str, path: str) -> None:
+    """Import and register a ``"package.module:function"`` strategy, as the worker will."""
+    from .errors import InputError
+    from .strategies import _registry
+
+    try:
+        _registry.resolve(value)
+    except InputError as exc:
+        raise ConfigError(f"config key '{path}' has a bad value {value!r}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class StrategyConfig:
     """Which strategy selects items: a zoo name, or ``auto`` for PSHEA."""
 
-    type: str = field(default="least_confidence", metadata=_spec(choices=_strategy_choices))
+    type: str = field(default="least_confidence", metadata=_spec(
+        choices=_strategy_choices, resolve=_resolve_strategy,
+        doc="a zoo name, 'auto', or 'package.module:function'"))
     candidates: tuple[str, ...] = field(
-        default=(), metadata=_spec(choices=_strategy_choices,
+        default=(), metadata=_spec(choices=_strategy_choices, resolve=_resolve_strategy,
                                    doc="strategies PSHEA races when type is auto (empty: all)"))
     params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The backbone that embeds items; only a last layer is trained on top."""
+    """The backbone that embeds items; only a last layer is trained on top.
 
-    name: str = field(default="resnet18", metadata=_spec(choices=BACKBONES))
+    ``name`` is a registered backbone (``flatten``, ``resnet18``, ``minilm``,
+    ``efficientnet_lite0``, or one added by a plugin) or ``torchvision/<model>`` for
+    any torchvision classification model. ``weights`` is a state_dict file, a URL
+    (http, https, s3, file; fetched once into torch's hub cache) or, for
+    ``torchvision/<model>``, a weights enum name such as ``IMAGENET1K_V1``.
+    ``sha256`` checks what a URL or file holds; ``input_size`` overrides the side the
+    images are resized to.
+    """
+
+    name: str = "resnet18"
     hub_name: str | None = None
     weights: str | None = None
+    sha256: str | None = None
+    input_size: int | None = field(default=None, metadata=_spec(minimum=8, maximum=2048))
     batch_size: int = field(default=32, metadata=_spec(minimum=1, maximum=4096))
+
+    def __post_init__(self) -> None:
+        from .models import backbone_names
+
+        name = self.name
+        if not isinstance(name, str):
+            raise ConfigError(_bad("active_learning.model.name", name, "a string"))
+        if name.startswith(TORCHVISION_PREFIX):
+            if not name[len(TORCHVISION_PREFIX):]:
+                raise ConfigError(_bad("active_learning.model.name", name,
+                                       "torchvision/<model>, e.g. torchvision/efficientnet_b0"))
+        else:
+            allowed = [*BACKBONES, *(n for n in backbone_names() if n not in BACKBONES),
+                       f"{TORCHVISION_PREFIX}<model>"]
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(_bad("active_learning.model.name", name,
+                                       "one of: " + ", ".join(allowed)) + hint)
+        if self.sha256 is not None:
+            digest = self.sha256.lower()
+            if len(digest) < 8 or any(c not in "0123456789abcdef" for c in digest):
+                raise ConfigError(_bad("active_learning.model.sha256", self.sha256,
+                                       "the file's sha256 in hex (at least its first 8 digits)"))
+            object.__setattr__(self, "sha256", digest)
 
 
 @dataclass(frozen=True)
 class ActiveLearningConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    # auto: cuda, else mps, else cpu. Used for embedding; the head is numpy/scipy on CPU.
     device: str = field(default="cpu", metadata=_spec(
-        choices=lambda: ["cpu", "cuda", "cuda:<index>", "mps"]))
+        choices=lambda: ["auto", "cpu", "cuda", "cuda:<index>", "mps"]))
 
 
 @dataclass(frozen=True)
@@ -194,6 +250,8 @@ class Config:
     cache_dir: str = "~/.cache/alaas_lab"
     session_dir: str | None = None
     seed: int = 0
+    #: modules or .py files imported (kernel and worker) before names are checked
+    plugins: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists), round-trips through :func:`load_config`."""
@@ -232,6 +290,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | Config | No
         raise ConfigError(
             f"a config must be a YAML mapping of keys to values; got {type(raw).__name__}.")
     raw = {**raw, **overrides}
+    raw = _load_plugins(raw, _yaml_path(source))
     config = _build(Config, raw, path="")
     _check_across(config)
     return config
@@ -270,6 +329,38 @@ def _check_across(config: Config) -> None:
         raise ConfigError(
             "config key 'executor.address' is required when 'executor.kind' is 'dask'; "
             "give the scheduler address, e.g. tcp://127.0.0.1:8786.")
+
+
+def _load_plugins(raw: Mapping[str, Any], config_file: Path | None) -> dict[str, Any]:
+    """Import the ``plugins`` (and the entry points) before any name is checked.
+
+    The kernel and the worker both come through here, so a strategy a plugin
+    registers is known to both, and an unknown one is refused the same way.
+    Relative ``.py`` paths are taken from the config file's folder (else the
+    current directory) and stored absolute, so the worker finds them from its
+    session directory's copy of the config.
+    """
+    from .plugins import load_entry_points, load_plugins
+
+    raw = dict(raw)
+    if raw.get("plugins") in (None, [], ()):
+        raw.pop("plugins", None)
+        load_entry_points()
+        return raw
+    specs = _coerce(raw["plugins"], tuple[str, ...], {}, "plugins")
+    base = config_file.parent if config_file is not None else Path.cwd()
+    raw["plugins"] = load_plugins(specs, base_dir=base)
+    return raw
+
+
+def _yaml_path(source: Any) -> Path | None:
+    """The config file ``source`` names, or None (a dict, Config or YAML text)."""
+    if source is None or isinstance(source, (Mapping, Config)):
+        return None
+    text = str(source)
+    if isinstance(source, os.PathLike) or ("\n" not in text and text.endswith((".yml", ".yaml"))):
+        return Path(text).expanduser().resolve()
+    return None
 
 
 def _read_yaml(source: str | os.PathLike[str]) -> Any:
@@ -369,10 +460,13 @@ def _check_choice(value: str, meta: Mapping[str, Any], path: str) -> str:
     choices = meta.get("choices")
     if choices is None:
         return value
+    if meta.get("resolve") is not None and ":" in value:
+        meta["resolve"](value, path)  # "package.module:function": imported and registered
+        return value
     allowed = list(choices() if callable(choices) else choices)
     if path.endswith("device"):
         value = value.lower()
-        ok = value in ("cpu", "cuda", "mps") or (
+        ok = value in ("auto", "cpu", "cuda", "mps") or (
             value.startswith("cuda:") and value[5:].isdigit())
     else:
         ok = value in allowed

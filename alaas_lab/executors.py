@@ -94,11 +94,11 @@ class BackboneSpec:
 
         ``model`` is the config's ``active_learning.model`` (:class:`ModelConfig`).
         """
-        kwargs: dict[str, Any] = {}  # the same kwargs as PoolSession.backbone
-        if model.weights:
-            kwargs["weights"] = model.weights
-        if model.name != "flatten":
-            kwargs["batch_size"] = model.batch_size
+        from .models import config_kwargs
+
+        # the worker's own kwargs (weights, hash, input size); each Dask worker embeds on
+        # its CPU: the config's device names the worker machine's accelerator
+        kwargs = config_kwargs(model, device="cpu")
         return cls(model.name, tuple(sorted(kwargs.items())), fingerprint)
 
     @property

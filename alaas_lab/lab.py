@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from .client import Client, WorkerUnavailable
-from .config import Config, config_diff
+from .config import Config, config_diff, load_config
 from .errors import AlaasError
+from .plugins import load_session_plugins
 from .protocol.messages import LabelRow
-from .server import Server
+from .server import Server, session_path
 from .widgets import Dashboard, LabelingWidget, PipelineMonitor
 from .widgets._base import budget_total
 
@@ -50,6 +51,40 @@ def _is_worker_process(pid: int) -> bool:
         return False
 
 
+def _export_backbone(config: Any, session_dir: Any, module: Any, input_shape: Any,
+                     preprocess: Any) -> tuple[Config, Path]:
+    """Export ``module`` into the session directory; the config with it as the model.
+
+    The file is named by its sha256, so a changed module gives another file (and
+    another config), never new bytes under a running worker's feet; the same
+    module (same weights, same outputs) exported again reuses its file.
+    """
+    from .models.torchscript import export_module, reuse_export
+    from .plugins import fingerprint_file
+
+    if input_shape is None:
+        raise AlaasError("backbone= needs input_shape=, the shape of one item (e.g. (8, 8)): "
+                         "the module is traced on a batch of that shape.")
+    cfg = load_config(config)
+    where = session_path(cfg, session_dir)
+    tmp = export_module(module, where / ".backbone.pt.tmp", input_shape=input_shape,
+                        preprocess=preprocess)
+    same = reuse_export(tmp, where)  # this module exported before (another kernel)
+    if same is not None:
+        tmp.unlink()
+        final, digest = same, fingerprint_file(same)
+    else:
+        digest = fingerprint_file(tmp)
+        final = where / f"backbone-{digest[:16]}.pt"
+        os.replace(tmp, final)
+    raw = cfg.to_dict()
+    model = raw["active_learning"]["model"]
+    model.update(name="torchscript", weights=str(final))
+    if "sha256" in model:
+        model["sha256"] = digest
+    return load_config(raw), where
+
+
 class Lab:
     """One active-learning session, driven from a notebook.
 
@@ -62,11 +97,28 @@ class Lab:
         Default: the config's ``session_dir``, else ``./alaas_sessions/<name>``.
     labeler : str, optional
         Name stored with every label given through :meth:`label` (default: login name).
+    backbone : torch.nn.Module, optional
+        A model of this notebook that embeds the items: it is exported (TorchScript,
+        traced on zeros of ``(2, *input_shape)``) to ``SESSION_DIR/backbone-<sha>.pt``
+        and the config's ``active_learning.model`` becomes ``{name: torchscript,
+        weights: that file}``; the worker loads it without this notebook's code, and
+        the embedding cache keys on the file's sha256.
+    input_shape : sequence of int
+        The shape of one item, e.g. ``(8, 8)``; required with ``backbone``.
+    preprocess : torch.nn.Module or function of tensors, optional
+        Run on each batch before ``backbone``, inside the exported graph.
     """
 
     def __init__(self, config: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
                  session_dir: str | os.PathLike[str] | None = None, *,
-                 labeler: str | None = None) -> None:
+                 labeler: str | None = None, backbone: Any = None,
+                 input_shape: Sequence[int] | None = None, preprocess: Any = None) -> None:
+        if session_dir is not None:
+            # what %%alaas strategy saved there: the kernel checks names as the worker will
+            load_session_plugins(session_dir)
+        if backbone is None and (input_shape is not None or preprocess is not None):
+            raise AlaasError("input_shape and preprocess go with backbone=: pass the module "
+                             "too, or leave them out.")
         if config is None:
             if session_dir is None:
                 raise AlaasError("Lab needs a config (a YAML path, dict or Config) or the "
@@ -75,6 +127,9 @@ class Lab:
             if not config.is_file():
                 raise AlaasError(f"{session_dir} holds no config.yml (no worker ever started "
                                  "there); give the config.")
+        if backbone is not None:
+            config, session_dir = _export_backbone(config, session_dir, backbone,
+                                                   input_shape, preprocess)
         if isinstance(config, (str, os.PathLike)):
             self.server = Server(config_path=config, session_dir=session_dir)
         else:

@@ -13,7 +13,7 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
 from .errors import AlaasError
@@ -43,7 +43,10 @@ def _parser(cmd: str, *args: tuple[tuple[str, ...], dict[str, Any]]) -> _Parser:
 
 _PARSERS = {
     "start": _parser("start", (("config",), {"nargs": "?"}),
-                     (("--session",), {"default": None})),
+                     (("--session",), {"default": None}),
+                     (("--backbone",), {"default": None, "metavar": "VAR"}),
+                     (("--preprocess",), {"default": None, "metavar": "VAR"}),
+                     (("--input-shape",), {"default": None, "dest": "input_shape"})),
     "push": _parser("push", (("source",), {}), (("--eval",), {"default": None,
                                                                  "metavar": "LABELS"}),
                     (("--async",), {"action": "store_true", "dest": "asynchronous"})),
@@ -57,24 +60,34 @@ _PARSERS = {
                       (("--all",), {"action": "store_true", "dest": "include_eval"})),
     "stop": _parser("stop", (("--kill",), {"action": "store_true"})),
 }
+#: Commands of the cell magic ``%%alaas``: the cell is their body.
+_CELL_PARSERS = {
+    "strategy": _parser("strategy", (("name",), {}),
+                        (("--needs",), {"default": "probs"}),
+                        (("--fn",), {"default": None})),
+}
 
 
 @magics_class
 class AlaasMagics(Magics):
-    """The ``%alaas`` line magic."""
+    """The ``%alaas`` line magic and the ``%%alaas`` cell magic."""
 
-    @line_magic
-    def alaas(self, line: str) -> Any:
+    @line_cell_magic
+    def alaas(self, line: str, cell: str | None = None) -> Any:
         """Drive an alaas_lab active-learning session from the notebook.
 
         Usage::
 
-            %alaas start [config.yml] [--session DIR]
+            %alaas start [config.yml] [--session DIR] [--backbone VAR --input-shape 8,8
+                         [--preprocess VAR]]
                 Start this session's worker, or attach to it if SESSION_DIR/worker.json
                 names a live one (after a kernel restart, run the same line again). A
                 worker started on an existing session resumes it from its journal.
                 Without a config: the session in --session DIR (its saved config.yml),
-                or the one already started in this kernel.
+                or the one already started in this kernel. --backbone VAR: the
+                torch.nn.Module in VAR embeds the items; it is exported (TorchScript,
+                traced on items of --input-shape, after the optional --preprocess
+                module) into the session directory, and the worker loads that file.
             %alaas push <uri | glob | variable> [--eval LABELS] [--async]
                 Add items to the pool: a URI or glob (file, s3://, http://...), or the
                 name of a variable holding an array of items (n, ...) or a list of URIs.
@@ -100,6 +113,14 @@ class AlaasMagics(Magics):
                 change and retraction too; --all: the evaluation set's labels too.
             %alaas stop [--kill]
                 Stop the worker (--kill: at once; the journal keeps every label).
+            %%alaas strategy NAME [--needs probs,embeddings] [--fn FUNC]
+                (a cell magic) The cell defines a strategy function
+                fn(k, *, probs, embeddings, labeled, rng) -> indices: the function
+                named NAME, --fn FUNC, or the cell's only function. It is saved as
+                SESSION_DIR/plugins/NAME.py with its register call, checked here, and
+                the worker is restarted to import it (its journal keeps the session);
+                then strategy NAME can be queried (lab.query(k, strategy=NAME)).
+                --needs: its inputs, from probs, mc_probs, embeddings.
 
         In Python the same is ``alaas_lab.Lab(config).start()``, then ``.push``,
         ``.label``, ``.dashboard``, ``.monitor``, ``.status``, ``.export``,
@@ -111,6 +132,8 @@ class AlaasMagics(Magics):
             argv = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%alaas: {exc}") from None
+        if cell is not None:
+            return self._cell(argv, cell)
         if not argv:
             raise UsageError("%alaas needs a command: " + ", ".join(_PARSERS)
                              + " (see %alaas?)")
@@ -124,6 +147,35 @@ class AlaasMagics(Magics):
         except AlaasError as exc:
             raise UsageError(f"%alaas {cmd}: {exc}") from None
 
+    def _cell(self, argv: list[str], cell: str) -> Any:
+        if not argv or argv[0] not in _CELL_PARSERS:
+            raise UsageError("%%alaas needs a cell command: " + ", ".join(_CELL_PARSERS)
+                             + " (e.g. %%alaas strategy NAME; see %alaas?)")
+        args = _CELL_PARSERS[argv[0]].parse_args(argv[1:])
+        try:
+            return getattr(self, f"_cell_{argv[0]}")(args, cell)
+        except AlaasError as exc:
+            raise UsageError(f"%%alaas {argv[0]}: {exc}") from None
+
+    def _cell_strategy(self, args: argparse.Namespace, cell: str) -> None:
+        """Save the cell as SESSION_DIR/plugins/NAME.py, check it here, restart the worker.
+
+        Restarting (rather than a ``load_plugin`` request) keeps one way in for
+        plugins, the worker's start, where the config's plugins are imported too;
+        a re-run cell replaces the old function in a fresh process, and the
+        journal resumes the session as it was.
+        """
+        from .plugins import write_strategy_plugin
+
+        lab = self._lab()
+        path = write_strategy_plugin(lab.session_dir, args.name, cell,
+                                     needs=args.needs, fn=args.fn)
+        lab.stop()
+        lab.start()
+        print(f"alaas_lab: strategy {args.name!r} saved to {path} and loaded by the worker "
+              f"(pid {lab.status().get('pid')}); query it with "
+              f"current_lab().query(k, strategy={args.name!r}).")
+
     # ------------------------------------------------------------ commands
     def _lab(self) -> Any:
         if _LAB is None:
@@ -134,10 +186,30 @@ class AlaasMagics(Magics):
         global _LAB
         from .lab import Lab
 
-        if args.config is None and args.session is None:
+        backbone = {}
+        if args.backbone is not None:
+            module = self._resolve(args.backbone)
+            if isinstance(module, str):
+                raise UsageError(f"%alaas start --backbone: {args.backbone!r} is not a variable "
+                                 "of this notebook; give the name of a torch.nn.Module.")
+            if args.input_shape is None:
+                raise UsageError("%alaas start --backbone needs --input-shape, the shape of "
+                                 "one item, e.g. --input-shape 8,8.")
+            try:
+                shape = tuple(int(s) for s in args.input_shape.split(","))
+            except ValueError:
+                raise UsageError(f"%alaas start --input-shape: {args.input_shape!r} is not a "
+                                 "list of integers such as 8,8.") from None
+            backbone = {"backbone": module, "input_shape": shape,
+                        "preprocess": self._resolve(args.preprocess)}
+        elif args.preprocess is not None or args.input_shape is not None:
+            raise UsageError("%alaas start: --preprocess and --input-shape go with --backbone.")
+        if args.config is None and args.session is None and not backbone:
             lab = self._lab()
         else:
-            lab = Lab(args.config, args.session)
+            if args.config is None and args.session is None:
+                args.session = str(self._lab().session_dir)
+            lab = Lab(args.config, args.session, **backbone)
             if (_LAB is not None and _LAB.session_dir == lab.session_dir
                     and _LAB.config == lab.config):
                 lab = _LAB  # the same session and config: keep its client and widgets

@@ -43,9 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-# The repository root (this notebook lives in notebooks/), and the MNIST files beside it.
+# The repository root (this notebook lives in notebooks/), for the example configs.
 ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "pyproject.toml").is_file())
-MNIST_DIR = Path(os.environ.get("ALAAS_LAB_MNIST_DIR") or ROOT.parent / "shared" / "data" / "mnist")
 # Everything this notebook writes (sessions, caches, files) goes in one temporary folder,
 # removed at the end.
 WORK = Path(tempfile.mkdtemp(prefix="{prefix}_"))
@@ -426,10 +425,13 @@ NB02 = [
     The first `N_POOL` training images form the unlabeled pool, the first `N_TEST` test
     images the evaluation set. The backbone is `flatten` (raw pixels): no pretrained weights
     are needed, and it keeps the tutorial fast. Notebook 04 uses a ResNet-18.
+    `datasets.mnist()` downloads the files the first time (checked against their md5s) and
+    keeps them in `~/.cache/alaas_lab/data/mnist` (`$ALAAS_DATA` moves the cache,
+    `$ALAAS_DATA_MIRROR` names a mirror; see `docs/models.md`).
     '''),
     code('''
-    train = datasets.mnist(MNIST_DIR, split="train", limit=N_POOL)
-    test = datasets.mnist(MNIST_DIR, split="test", limit=N_TEST)
+    train = datasets.mnist(split="train", limit=N_POOL)
+    test = datasets.mnist(split="test", limit=N_TEST)
     print(f"pool {train.images.shape}, evaluation set {test.images.shape}")
     '''),
     md('''
@@ -689,7 +691,7 @@ NB03 = [
     ## 2. Upload a pool of PNGs with s3fs
     '''),
     code('''
-    train = datasets.mnist(MNIST_DIR, split="train", limit=N_IMAGES)
+    train = datasets.mnist(split="train", limit=N_IMAGES)
     fs = s3fs.S3FileSystem(**S3)
     fs.mkdir(BUCKET)
     files = {}
@@ -945,8 +947,8 @@ NB04 = [
     files: both tools of Table 2 start from files in storage.
     '''),
     code('''
-    train = datasets.mnist(MNIST_DIR, split="train")
-    test = datasets.mnist(MNIST_DIR, split="test")
+    train = datasets.mnist(split="train")
+    test = datasets.mnist(split="test")
     rng = np.random.default_rng(SEED)
     perm = rng.permutation(len(train.y))
     init_images, init_y = train.images[perm[:N_INIT]], train.y[perm[:N_INIT]]
@@ -1333,8 +1335,8 @@ NB05 = [
     from alaas_lab.models import Backbone, ResNet18Backbone, resnet18_trained_on
 
     _blas = threadpool_limits(1, user_api="blas")   # small head fits: one BLAS thread is fastest
-    train = datasets.mnist(MNIST_DIR, split="train", limit=N_POOL)
-    test = datasets.mnist(MNIST_DIR, split="test", limit=N_TEST)
+    train = datasets.mnist(split="train", limit=N_POOL)
+    test = datasets.mnist(split="test", limit=N_TEST)
     '''),
     md('''
     ## 1. Your own backbone
@@ -1603,10 +1605,97 @@ NB05 = [
     model the most. With a test set of a few dozen sentences (CI sizes) the accuracies move
     in steps of several points; the default sizes give a steadier comparison.
 
-    ## 5. Clean up
+    ## 5. Into the worker: a torchvision model, a module from this kernel, a strategy cell
+
+    The worker is another process: what you bring reaches it as **weights or an exported
+    model**, or as **code it imports** (a plugin), never as a pickled object
+    (`docs/plugins.md`).
+
+    - **Any torchvision model by name**: `model: {name: torchvision/<arch>, weights: ...}`
+      takes the features before the classifier; `weights` is a file, a URL (fetched once
+      into the torch hub cache, hash-checked with `sha256`) or torchvision's enum name such
+      as `IMAGENET1K_V1`. This machine has no internet, so we save a (random) MobileNet's
+      weights to a file; with yours, give their path, URL or enum name.
+    - **A module from this kernel**: `Lab(config, backbone=module, input_shape=...)` traces
+      it to TorchScript in the session folder; the worker loads that file, and its
+      fingerprint (the file's hash) keys the embedding cache.
+    - **A strategy cell**: `%%alaas strategy NAME` saves the cell as a plugin of the session
+      and restarts the worker (the journal keeps everything), which then selects with it.
+    '''),
+    code('''
+    import torch
+    import torchvision
+
+    weights_file = WORK / "mobilenet_v3_small.pth"
+    torch.manual_seed(SEED)
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), weights_file)
+    tv_config = {
+        "name": "TORCHVISION",
+        "active_learning": {"strategy": {"type": "margin"},
+                            "model": {"name": "torchvision/mobilenet_v3_small",
+                                      "weights": str(weights_file), "input_size": 64}},
+        "data": {"kind": "array"},
+        "classes": [str(c) for c in range(10)],
+        "budget": {"total": 100, "per_round": 10, "initial": 10},
+        "cache_dir": str(WORK / "cache"),
+        "seed": SEED,
+    }
+    tv = Lab(tv_config, session_dir=WORK / "tv").start()
+    reply = tv.push(train.images[:100])
+    print(f"torchvision/mobilenet_v3_small in the worker: {reply['embedded']} images embedded")
+    tv.stop()
+    ''', "torchvision"),
+    code('''
+    class SmallCNN(torch.nn.Module):
+        """Ours: two convolutions and a pooled feature vector (untrained, for the demo)."""
+
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(
+                torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
+                torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+
+        def forward(self, x):
+            return self.net(x.reshape(-1, 1, 28, 28) / 255.0)
+
+
+    own_config = {**tv_config, "name": "OWN_MODULE",
+                  "active_learning": {"strategy": {"type": "margin"}}}
+    own = Lab(own_config, session_dir=WORK / "own", backbone=SmallCNN().eval(),
+              input_shape=(28, 28)).start()
+    reply = own.push(train.images[:200])
+    print(f"SmallCNN from this kernel, exported to "
+          f"{Path(own.config.active_learning.model.weights).name}: "
+          f"{reply['embedded']} images embedded by the worker")
+    OWN_SESSION = str(own.session_dir)
+    ''', "own-module"),
+    code('''
+    %load_ext alaas_lab
+    %alaas start --session $OWN_SESSION
+    '''),
+    code('''
+    %%alaas strategy farthest_first --needs embeddings
+    import numpy as np
+
+    def farthest_first(k, *, probs, embeddings, labeled, rng):
+        """The k unlabeled items farthest from the pool's mean embedding."""
+        distance = np.linalg.norm(embeddings - embeddings.mean(axis=0), axis=1)
+        return np.argsort(-np.where(labeled, -np.inf, distance), kind="stable")[:k]
+    ''', "strategy-cell"),
+    code('''
+    from alaas_lab.magics import current_lab
+
+    picked = current_lab().client.query(5, strategy="farthest_first")
+    print(f"the worker selected with farthest_first: round {picked.round}, "
+          f"items {picked.item_ids}")
+    current_lab().stop()
+    '''),
+    md('''
+    ## 6. Clean up
 
     Registrations live in this kernel only (`clobber=True` replaces one you registered
-    before). The worker of section 2 is already stopped.
+    before). The workers of sections 2 and 5 are already stopped.
     '''),
     code('''
     shutil.rmtree(WORK, ignore_errors=True)

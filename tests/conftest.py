@@ -1,4 +1,5 @@
-"""Shared fixtures: a real S3 server (moto's standalone server) and fresh buckets on it."""
+"""Shared fixtures: a real S3 server (moto's standalone server) and fresh buckets on it, and
+an HTTP mirror of the project's data sets (``../shared/data``) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
+
+#: The data sets kept beside the checkout (see ../shared/data/README.md); the download
+#: path of ``alaas_lab.datasets`` is tested against an HTTP server serving this folder.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def free_port() -> int:
@@ -109,3 +115,26 @@ def s3_bucket(s3_server) -> S3Bucket:
     options.url = f"s3://{options.name}"
     s3fs.S3FileSystem(**options).mkdir(options.name)  # one shared client per server
     return options
+
+
+def serve_folder(folder: Path) -> tuple[str, subprocess.Popen]:
+    """Serve ``folder`` over HTTP on 127.0.0.1 (``python -m http.server``): (base URL, process)."""
+    port = free_port()
+    proc = start_server([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                         "--directory", str(folder), str(port)])
+    url = f"http://127.0.0.1:{port}/"
+    wait_for_http(url, proc)
+    return url, proc
+
+
+@pytest.fixture(scope="session")
+def data_mirror():
+    """Base URL of an HTTP server on 127.0.0.1 serving ``../shared/data`` (for
+    ``$ALAAS_DATA_MIRROR``); skips the test where that folder is absent."""
+    if not (SHARED_DATA / "mnist").is_dir():
+        pytest.skip(f"no data sets in {SHARED_DATA} to serve")
+    url, proc = serve_folder(SHARED_DATA)
+    try:
+        yield url
+    finally:
+        stop(proc)

@@ -34,6 +34,16 @@ def start(tmp_path, digits, *, mode="async", lease_s=600.0, total=200, strategy=
     return lab
 
 
+def lease(client, n, labeler, timeout=60.0):
+    """next_items until it brings items (``waiting``: the worker is busy or others hold them)."""
+    deadline = time.monotonic() + timeout
+    reply = client.next_items(n, labeler=labeler)
+    while not reply["item_ids"] and reply["waiting"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        reply = client.next_items(n, labeler=labeler)
+    return reply
+
+
 def answer(client, reply, y, labeler):
     client.label_many(reply["item_ids"], [y[i] for i in reply["item_ids"]], labeler=labeler)
 
@@ -86,6 +96,7 @@ def test_async_rounds_keep_items_queued_and_the_newest_model_selects(tmp_path, d
                 reply = c.next_items(1, labeler="ann")
             seen += reply["item_ids"]
             answer(c, reply, y, "ann")
+            time.sleep(0.03)  # a fast person; no one answers 50 items in a blink
         assert len(set(seen)) == 50
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (len(lab.status()["rounds"]) < 5
@@ -115,11 +126,11 @@ def test_sync_rounds_wait_for_the_round_and_the_budget_ends_it(tmp_path, digits)
         first = c.next_items(10, labeler="ann")
         assert first["rounds"] == [1] * 10 and lab.status()["n_pending"] == 10
         answer(c, first, y, "ann")
-        second = c.next_items(10, labeler="ann")
+        second = lease(c, 10, "ann")  # round 2 once round 1's fit is done
         assert second["rounds"] == [2] * 10
         answer(c, second, y, "ann")
         with pytest.raises(RemoteError) as info:
-            c.next_items(10, labeler="ann")
+            lease(c, 10, "ann")
         assert info.value.reason == "budget_spent"
     finally:
         lab.stop()
@@ -189,7 +200,7 @@ def test_an_item_left_out_closes_its_round_and_stays_out(tmp_path, digits):
         lab = Lab(session_dir=lab.session_dir).start()  # a restarted worker keeps it out
         later = []
         for _ in range(5):
-            reply = lab.client.next_items(10, labeler="bob")
+            reply = lease(lab.client, 10, "bob")
             later += reply["item_ids"]
             lab.client.label_many(reply["item_ids"], [y[i] for i in reply["item_ids"]],
                                   labeler="bob")

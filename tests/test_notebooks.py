@@ -3,7 +3,10 @@
 Each notebook is executed with nbclient in a fresh kernel of this interpreter (a
 kernelspec written to a temporary ``JUPYTER_PATH``, so no other Python's kernel is
 picked up), with ``CI=true`` (the notebooks' small sizes), cwd ``notebooks/`` and
-``TMPDIR`` in the test's temporary folder. Afterwards the test checks the key outputs of
+``TMPDIR`` in the test's temporary folder. The notebooks call the data set loaders with
+no path, so they download: ``ALAAS_DATA_MIRROR`` points at an HTTP server on 127.0.0.1
+serving ``../shared/data`` (the ``data_mirror`` fixture) and ``ALAAS_DATA`` at an empty
+cache folder shared by this module's notebooks. Afterwards the test checks the key outputs of
 tagged cells (a figure, a table with the expected columns, a line of text), and that
 nothing the notebook started is still running: every process that inherited the
 kernel's environment marker (workers, the moto server) must be gone once the kernel has
@@ -35,7 +38,6 @@ pytestmark = pytest.mark.notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
-MNIST_DIR = Path(os.environ.get("ALAAS_LAB_MNIST_DIR") or ROOT.parent / "shared" / "data" / "mnist")
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -188,11 +190,19 @@ def check(nb, tag: str, what: str) -> None:
         raise AssertionError(f"unknown check {what!r}")
 
 
-def run_notebook(name: str, kernel: str, tmp_path: Path, budget: int):
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory) -> Path:
+    """An empty ``ALAAS_DATA`` for the notebooks: the first to load MNIST downloads it."""
+    return tmp_path_factory.mktemp("alaas_data")
+
+
+def run_notebook(name: str, kernel: str, tmp_path: Path, budget: int,
+                 data_env: dict[str, str] | None = None):
     nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
     marker = f"ALAAS_NOTEBOOK_TEST={uuid.uuid4().hex}"
-    env = {**os.environ, "CI": "true", "TMPDIR": str(tmp_path),
+    env = {**os.environ, "CI": "true", "TMPDIR": str(tmp_path), **(data_env or {}),
            marker.split("=")[0]: marker.split("=")[1]}
+    env.pop("ALAAS_LAB_MNIST_DIR", None)  # the loaders take the download path
     env.pop("MPLBACKEND", None)  # the kernel's inline backend makes the figures
     client = nbclient.NotebookClient(nb, kernel_name=kernel, timeout=budget, startup_timeout=120,
                                      resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
@@ -216,12 +226,14 @@ def run_notebook(name: str, kernel: str, tmp_path: Path, budget: int):
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.timeout(EXPECT[n][0] + 120))
                                   for n in sorted(EXPECT)])
-def test_notebook_runs(name, kernel_name, tmp_path):
+def test_notebook_runs(name, kernel_name, tmp_path, data_cache, request):
     budget, needs_mnist, checks = EXPECT[name]
-    if needs_mnist and not (MNIST_DIR / "train-labels-idx1-ubyte.gz").exists() and not any(
-            MNIST_DIR.glob("train-labels*")):
-        pytest.skip(f"MNIST is not in {MNIST_DIR} (set ALAAS_LAB_MNIST_DIR)")
-    nb, seconds = run_notebook(name, kernel_name, tmp_path, budget)
+    data_env = {"ALAAS_DATA": str(data_cache)}
+    if needs_mnist:  # skips where ../shared/data is absent
+        data_env["ALAAS_DATA_MIRROR"] = request.getfixturevalue("data_mirror")
+    nb, seconds = run_notebook(name, kernel_name, tmp_path, budget, data_env)
+    if needs_mnist:  # the notebook's loader went through the cache (downloaded into it)
+        assert sorted(p.name for p in (data_cache / "mnist").glob("*-ubyte.gz")), "no MNIST cached"
     for tag, whats in checks.items():
         outputs_of(nb, tag)  # the tagged cell exists
         for what in whats:

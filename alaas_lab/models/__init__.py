@@ -7,7 +7,10 @@ LastLayerHead(classes=None, *, weight_decay=1e-2, solver="lbfgs", ...)
 Backbone
     the interface: preprocess(item), embed(batch) -> [B, d], dim, name, fingerprint, describe()
 backbone(name, **kwargs) / backbone_names() / register_backbone(name, target, ...)
-    the lazy registry: "flatten", "resnet18", "minilm"
+    the lazy registry: "flatten", "resnet18", "minilm", "efficientnet_lite0", and
+    "torchvision/<model>" for any torchvision classification model
+config_kwargs(model_config, device=...)
+    backbone() keyword arguments from a config's active_learning.model
 resnet18_trained_on(images, labels, *, epochs=5, seed=0, size=32, ...)
     a resnet18 backbone trained on a labeled seed set
 
@@ -18,17 +21,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._registry import backbone, backbone_names, register_backbone, registry
+from ._registry import backbone, backbone_names, config_kwargs, register_backbone, registry
 from .head import LastLayerHead
 
 __all__ = [
     "Backbone",
+    "EfficientNetLite0Backbone",
     "FlattenBackbone",
     "LastLayerHead",
     "MiniLMBackbone",
     "ResNet18Backbone",
+    "TorchvisionBackbone",
     "backbone",
     "backbone_names",
+    "config_kwargs",
     "register_backbone",
     "registry",
     "resnet18_trained_on",
@@ -43,7 +49,14 @@ _FROM_BACKBONES = {
 }
 
 
+_FROM_VISION = {"EfficientNetLite0Backbone", "TorchvisionBackbone"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _FROM_VISION:
+        from . import vision
+
+        return getattr(vision, name)
     if name in _FROM_BACKBONES:
         from . import backbones
 

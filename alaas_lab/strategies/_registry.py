@@ -2,8 +2,10 @@
 
 Built-in strategies are registered by dotted path and imported on first use
 (the clustering ones pull in scikit-learn). Users add their own with
-:func:`register`; :func:`select` validates the inputs before and the picks
-after every call, so a misbehaving strategy is caught with its name.
+:func:`register`, by a ``"package.module:function"`` name (:func:`resolve`), or
+through plugins and the ``alaas_lab.strategies`` entry points (:mod:`alaas_lab.plugins`);
+:func:`select` validates the inputs before and the picks after every call, so a
+misbehaving strategy is caught with its name.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "register",
     "registry",
     "requirements",
+    "resolve",
     "select",
 ]
 
@@ -113,7 +116,37 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def resolve(name: str) -> Strategy:
+    """The entry for ``name``; a ``"package.module:function"`` name is imported and registered.
+
+    The function's ``needs`` attribute (default ``{"probs"}``) says which inputs
+    it takes; :func:`register` checks its signature as for any strategy.
+
+    Raises
+    ------
+    InputError
+        Unknown name, or a path whose module or function cannot be imported.
+    """
+    if isinstance(name, str) and name not in _REGISTRY and ":" in name:
+        module, _, attr = name.partition(":")
+        if not module or not attr:
+            raise InputError(f"strategy {name!r} must look like 'package.module:function'.")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            raise InputError(f"strategy {name!r}: module {module!r} cannot be imported "
+                             f"({type(exc).__name__}: {exc}); install it or add its folder "
+                             "to the config's 'plugins'.") from exc
+        except AttributeError:
+            raise InputError(f"strategy {name!r}: module {module!r} has no function "
+                             f"{attr!r}.") from None
+        register(name, fn, needs=getattr(fn, "needs", frozenset({"probs"})))
+    return _lookup(name)
+
+
 def _lookup(name: Any) -> Strategy:
+    if isinstance(name, str) and name not in _REGISTRY and ":" in name:
+        return resolve(name)
     if not isinstance(name, str) or name not in _REGISTRY:
         raise InputError(
             f"unknown strategy {name!r}; choose one of {names()}, or add yours with "

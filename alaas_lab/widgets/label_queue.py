@@ -948,11 +948,16 @@ class LabelQueue:
             new = [(i, r, st) for i, r, st in zip(reply["item_ids"], reply.get("rounds") or [],
                                                    reply.get("strategies") or [], strict=True)
                    if i not in self._seen]
-            if not new:  # other labelers hold what is queued, or a selection is running
-                if not self._items:
-                    self.message = "waiting for the next items (the worker is selecting)"
-                    self._changed()
+            if not new and self._items:
                 return False
+        if not new:  # other labelers hold what is queued, or the worker is busy (a push?)
+            if waiting := _pool_wait(self.fetcher.status(), 0, 1):
+                return self._wait_for_pool(waiting)
+            with self.lock:
+                self.message = "waiting for the next items (the worker is selecting)"
+                self._changed()
+            return False
+        with self.lock:
             self._waiting_pool = False
             for item_id, rnd, strategy in new:
                 self._round = max(self._round, rnd)

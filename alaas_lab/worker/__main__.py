@@ -9,6 +9,7 @@ import sys
 
 from ..config import load_config
 from ..errors import AlaasError
+from ..plugins import load_session_plugins
 from .loop import run_worker
 
 
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: ${args.key_env} is not a hex key.", file=sys.stderr)
         return 2
     try:
+        # the session's plugins (%%alaas strategy) first, then the config's own
+        # (load_config imports them) before any strategy or backbone name is checked
+        load_session_plugins(args.session_dir)
         run_worker(load_config(args.config), args.session_dir, key=key,
                    parent_pid=args.parent_pid)
     except AlaasError as exc:  # one line in the log: Server.start shows its tail

@@ -468,8 +468,31 @@ class Worker:
             self.wire.reply(self.router, request, "next_items_reply", self._leased(items))
             self._top_up()
             return
+        if self.state != "idle" or not self.jobs.empty():
+            # a push, fit or selection is running: answer now, select once it is done
+            self.wire.reply(self.router, request, "next_items_reply",
+                            self._leased([], waiting=True))
+            self._select_later()
+            return
         self._submit("query", lambda: self._select_and_lease(n, labeler), request,
                      "next_items_reply")
+
+    def _select_later(self) -> None:
+        """Queue one selection behind the running jobs, if nothing is queued for labelers."""
+        if self._topping:
+            return
+        self._topping = True
+        s = self.session
+
+        def select() -> None:
+            try:
+                if s.n_free() == 0 and not (s.pending and self.config.rounds.mode == "sync"):
+                    s.query(self._round_size())
+            except AlaasError as exc:  # the pool still empty, the budget spent...
+                logger.debug("no selection for the labelers: %s", exc)
+            finally:
+                self._topping = False
+        self._submit("query", select, None)
 
     def _on_leave_out(self, request: Message) -> None:
         """A labeler skipped an item twice: out of its round (``undo``: back in)."""
@@ -680,6 +703,12 @@ def run_worker(config: Config, session_dir: str | Path, *, key: bytes | None = N
     ``parent_pid`` are :class:`Worker`'s.
     """
     session_dir = Path(session_dir).expanduser().resolve()
+    # before the config is used: SESSION_DIR/plugins/*.py (%%alaas strategy), then the
+    # config's plugins (imported already when it was loaded; the same bytes are no-ops)
+    from ..plugins import load_plugins, load_session_plugins
+
+    load_session_plugins(session_dir)
+    load_plugins(config.plugins)
     worker = Worker(config, session_dir, key=key, backbone=backbone, parent_pid=parent_pid)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     try:

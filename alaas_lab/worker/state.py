@@ -148,15 +148,11 @@ class PoolSession:
     def backbone(self) -> Any:
         if self._backbone is None:
             from ..models import backbone as make_backbone
+            from ..models import config_kwargs
 
             model = self.config.active_learning.model
-            kwargs: dict[str, Any] = {}
-            if model.weights:
-                kwargs["weights"] = model.weights
-            if model.name != "flatten":
-                kwargs["batch_size"] = model.batch_size
-            if self.config.active_learning.device != "cpu":  # checked when the worker starts
-                kwargs["device"] = self.config.active_learning.device
+            # device auto resolves here; a missing one was refused when the worker started
+            kwargs = config_kwargs(model, device=self.config.active_learning.device)
             self._backbone = make_backbone(model.name, **kwargs)
             logger.info("backbone: %s", self._backbone.describe().get("summary"))
         return self._backbone
