@@ -355,21 +355,7 @@ class ResNet18Backbone(Backbone):
     def embed(self, batch: Any) -> np.ndarray:
         import torch
 
-        if isinstance(batch, np.ndarray):
-            x = torch.from_numpy(batch.astype(np.float32, copy=False))
-        elif isinstance(batch, torch.Tensor):
-            x = batch
-        else:
-            rows = list(batch)
-            if not rows:
-                raise InputError("batch is empty; pass at least one preprocessed image.")
-            x = torch.stack([torch.as_tensor(r) for r in rows])
-        expected = (3, self.size, self.size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise InputError(
-                f"resnet18 batch must have shape (B, {3}, {self.size}, {self.size}); got "
-                f"{tuple(x.shape)}. Pass items through preprocess() first."
-            )
+        x = image_batch(batch, self.size, "resnet18")
         out = []
         with torch_threads(self.threads), torch.inference_mode():
             for start in range(0, x.shape[0], self.batch_size):
@@ -431,6 +417,27 @@ class ResNet18Backbone(Backbone):
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous()
+
+
+def image_batch(batch: Any, size: int, name: str) -> Any:
+    """Preprocessed images (an array, a tensor or a list of them) as one ``(B, 3, size,
+    size)`` float tensor; anything else is refused naming the backbone."""
+    import torch
+
+    if isinstance(batch, np.ndarray):
+        x = torch.from_numpy(batch.astype(np.float32, copy=False))
+    elif isinstance(batch, torch.Tensor):
+        x = batch
+    else:
+        rows = list(batch)
+        if not rows:
+            raise InputError("batch is empty; pass at least one preprocessed image.")
+        x = torch.stack([torch.as_tensor(r) for r in rows])
+    if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
+        raise InputError(
+            f"{name} batch must have shape (B, 3, {size}, {size}); got {tuple(x.shape)}. "
+            "Pass items through preprocess() first.")
+    return x
 
 
 def images_to_tensor(arr: np.ndarray, *, batched: bool, size: int | None) -> Any:

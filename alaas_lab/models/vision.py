@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_count
-from ..errors import InputError, ModelError
+from ..errors import ModelError
 from . import _weights
-from .backbones import Backbone, images_to_tensor
+from .backbones import Backbone, image_batch, images_to_tensor
 from .head import torch_threads
 
 __all__ = ["EfficientNetLite0Backbone", "TorchvisionBackbone"]
@@ -65,20 +65,7 @@ class _ImageBackbone(Backbone):
     def embed(self, batch: Any) -> np.ndarray:
         import torch
 
-        if isinstance(batch, np.ndarray):
-            x = torch.from_numpy(batch.astype(np.float32, copy=False))
-        elif isinstance(batch, torch.Tensor):
-            x = batch
-        else:
-            rows = list(batch)
-            if not rows:
-                raise InputError("batch is empty; pass at least one preprocessed image.")
-            x = torch.stack([torch.as_tensor(r) for r in rows])
-        expected = (3, self.size, self.size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise InputError(
-                f"{self.name} batch must have shape (B, 3, {self.size}, {self.size}); got "
-                f"{tuple(x.shape)}. Pass items through preprocess() first.")
+        x = image_batch(batch, self.size, self.name)
         fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         out = []
         with torch_threads(self.threads), torch.inference_mode():
