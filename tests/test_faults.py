@@ -64,7 +64,10 @@ def test_killed_while_fitting_the_head(tmp_path, digits):  # noqa: F811
         client = srv.client(timeout=5)
         client.push_data(paths)
         first = client.query(10)
-        label_round(client, first, list(y[:100]), paths)  # completes the round: fit → killed
+        try:  # completes the round: fit → killed, maybe before the reply left the socket
+            label_round(client, first, list(y[:100]), paths)
+        except WorkerUnavailable:
+            pass  # the labels were committed first: the assertions below check they survived
         wait_for(lambda: srv.restarts, timeout=60)
         client = srv.client(timeout=5)
         rounds = wait_for(lambda: client.status()["rounds"], timeout=60)  # resumed and fitted
