@@ -1,7 +1,7 @@
 """Widgets against a real worker subprocess: traits, front-end messages, prefetch, undo, restart.
 
 The browser's side of the contract is played by sending the exact messages
-``alaas_lab/js/labeler.js`` sends (through ipywidgets' custom-message path) and
+``js/labeler.js`` sends (through ipywidgets' custom-message path) and
 reading the traits it reads; ``tests/browser`` drives the real front-end.
 """
 

@@ -1,4 +1,4 @@
-"""Jupyter widgets (anywidget) for a labeling session; front-ends in ``alaas_lab/js``.
+"""Jupyter widgets (anywidget) for a labeling session; front-ends in the top-level ``js/``.
 
 - :class:`LabelingWidget`: one key per class, Skip, Undo, the next items always loaded.
 - :class:`Dashboard`: accuracy per strategy and round, PSHEA forecasts and eliminations.

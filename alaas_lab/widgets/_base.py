@@ -18,8 +18,21 @@ from ..client import Client
 
 logger = logging.getLogger(__name__)
 
-#: The ES modules and CSS shipped inside the wheel (``alaas_lab/js``).
-JS_DIR = Path(__file__).resolve().parent.parent / "js"
+
+
+def _front_end_dir() -> Path:
+    """The widgets' ES modules and CSS: ``alaas_lab/js`` in a wheel, ``js/`` in a checkout."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "js", package.parent / "js"):
+        if (candidate / "labeler.js").is_file():
+            return candidate
+    raise ImportError(
+        f"alaas_lab's front end (labeler.js) is neither in {package / 'js'} nor in "
+        f"{package.parent / 'js'}: reinstall alaas_lab (pip install alaas_lab)"
+    )
+
+
+JS_DIR = _front_end_dir()
 CSS = JS_DIR / "alaas.css"
 #: Seconds between heartbeats; a view that hears none for ``max(6, 3 * HEARTBEAT_S + 1)``
 #: seconds says it is disconnected (the kernel restarted, died, or the widget is gone).

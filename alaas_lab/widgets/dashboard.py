@@ -49,7 +49,7 @@ def _upsert(rows: list[dict[str, Any]], row: dict[str, Any], keys: tuple[str, ..
 class Dashboard(RefreshingWidget):
     """Live predicted-vs-actual accuracy per strategy, eliminations and budget.
 
-    Traits (the contract with ``alaas_lab/js/dashboard.js``)
+    Traits (the contract with ``js/dashboard.js``)
     --------------------------------------------------------
     results : list of dict
         ``round``, ``strategy``, ``n_labeled``, ``top1``, ``top5`` per strategy and round.

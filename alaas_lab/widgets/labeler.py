@@ -50,7 +50,7 @@ def _default_labeler() -> str:
 class LabelingWidget(FullSizeImages, SessionWidget):
     """Label the items the worker selects, one key per class.
 
-    Traits (the whole contract with ``alaas_lab/js/labeler.js``)
+    Traits (the whole contract with ``js/labeler.js``)
     ------------------------------------------------------------
     classes : list of str
         Class names, in the worker's order.

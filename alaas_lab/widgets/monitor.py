@@ -22,7 +22,7 @@ _STAGE_KEYS = ("name", "workers", "items_in", "items_out", "items_per_s", "queue
 class PipelineMonitor(RefreshingWidget):
     """Watch pushes go through fetch → decode → embed → store.
 
-    Traits (the contract with ``alaas_lab/js/monitor.js``)
+    Traits (the contract with ``js/monitor.js``)
     ------------------------------------------------------
     stages : list of dict
         Per stage of the running (or last) push: ``name``, ``workers``, ``items_in``,
