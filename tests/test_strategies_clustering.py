@@ -1,4 +1,10 @@
-"""DBAL, TypiClust and BADGE against slow references given the same seeded choices."""
+"""DBAL, TypiClust and BADGE against slow references given the same seeded choices.
+
+The k-means both clustering strategies run is tested in parts: its D^2 seeding
+(with ``block=1`` the textbook loop, blocked the same distribution), its Lloyd
+iterations against a textbook loop from the same centers, and its quality
+against scikit-learn's ``KMeans``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,15 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.cluster import KMeans
 
 from alaas_lab import strategies as S
-from alaas_lab.strategies._clustering import _typiclust_pick
+from alaas_lab.strategies._clustering import (
+    _d2_seeding,
+    _lloyd,
+    _typiclust_pick,
+    _weighted_kmeans,
+)
 
 
 def ref_top_k(scores, k, labeled):
@@ -28,6 +39,138 @@ def pool(n=120, c=3, d=4, seed=0, n_labeled=8):
     return X, probs, lab
 
 
+# ----------------------------------------------------------------------------- k-means
+def ref_d2_seeding(X, n_new, rng, weights=None):
+    """Textbook k-means++ seeding: one pass over the pool per center."""
+    n = len(X)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    if weights is None:
+        chosen = [int(rng.integers(n))]
+    else:
+        cw = np.cumsum(w)
+        chosen = [min(int(np.searchsorted(cw, rng.random() * cw[-1], side="right")), n - 1)]
+    d2 = ((X - X[chosen[0]]) ** 2).sum(1)
+    while len(chosen) < n_new:
+        d2[chosen] = 0.0
+        cs = np.cumsum(d2 * w)
+        i = min(int(np.searchsorted(cs, rng.random() * cs[-1], side="right")), n - 1)
+        if d2[i] <= 0.0:
+            continue
+        chosen.append(i)
+        d2 = np.minimum(d2, ((X - X[i]) ** 2).sum(1))
+    return chosen
+
+
+def ref_lloyd(X, C, max_iter, weights=None):
+    """Textbook (weighted) Lloyd; an empty cluster takes the farthest item, as sklearn does."""
+    n, k = len(X), len(C)
+    w = np.ones(n) if weights is None else weights
+
+    def assign(C):
+        D = ((X[:, None, :] - C[None, :, :]) ** 2).sum(2)
+        return D.argmin(1), D.min(1)
+
+    labels, d2 = assign(C)
+    for _ in range(max_iter):
+        moved = labels.copy()
+        empty = [c for c in range(k) if not (labels == c).any()]
+        far = [i for i in sorted(range(n), key=lambda i: (-d2[i] * w[i], i)) if d2[i] * w[i] > 0]
+        for c, i in zip(empty, far, strict=False):  # more far items than empty clusters
+            moved[i] = c
+        C = np.array([
+            (w[moved == c, None] * X[moved == c]).sum(0) / w[moved == c].sum()
+            if w[moved == c].sum() > 0 else C[c]
+            for c in range(k)
+        ])
+        new, d2 = assign(C)
+        changed = int((new != labels).sum())
+        labels = new
+        if changed <= 1e-3 * n:
+            break
+    return labels, C
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_d2_seeding_unblocked_is_the_textbook_loop(weighted):
+    X, probs, _ = pool(n=150, d=5, seed=3)
+    w = 1.0 - probs.max(1) if weighted else None
+    sq = np.einsum("ij,ij->i", X, X)
+    for seed in range(4):
+        got = _d2_seeding(X, sq, 12, np.random.default_rng(seed), None, block=1, weights=w)
+        assert got.tolist() == ref_d2_seeding(X, 12, np.random.default_rng(seed), w)
+
+
+def test_d2_seeding_blocked_draws_from_the_d2_distribution():
+    # six points, three centers: the third center's exact law is a sum over the
+    # 30 ordered (first, second) pairs; the blocked sampler (the second center
+    # still queued when the third is drawn) must follow it
+    X = np.array([[0.0, 0], [1, 0], [0, 2], [5, 5], [6, 5], [-4, 3]])
+    n = len(X)
+    D = ((X[:, None] - X[None]) ** 2).sum(2)
+    law = np.zeros(n)
+    for a in range(n):
+        for b in range(n):
+            if b == a:
+                continue
+            pb = D[a, b] / D[a].sum()
+            d2 = np.minimum(D[a], D[b])
+            law += pb * d2 / d2.sum() / n
+    sq = np.einsum("ij,ij->i", X, X)
+    runs = 6000
+    third = np.bincount([
+        _d2_seeding(X, sq, 3, np.random.default_rng(s), None, block=64)[2] for s in range(runs)
+    ], minlength=n) / runs
+    assert np.abs(third - law).max() < 0.025  # standard errors are below 0.0065
+
+
+def test_lloyd_matches_the_textbook_loop_and_refills_an_empty_cluster():
+    X, probs, _ = pool(n=160, d=4, seed=5)
+    w = 1.0 - probs.max(1)
+    C0 = X[[3, 50, 77, 120]].copy()
+    C0 = np.vstack([C0, [[1e3] * 4]])  # far from everything: empty at first
+    sq = np.einsum("ij,ij->i", X, X)
+    for weights in (None, w):
+        for iters in (1, 3, 8):
+            labels, C, d2 = _lloyd(X, sq, C0, iters, weights=weights)
+            ref_labels, ref_C = ref_lloyd(X, C0, iters, weights)
+            np.testing.assert_array_equal(labels, ref_labels)
+            np.testing.assert_allclose(C, ref_C, rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(d2, ((X - C[labels]) ** 2).sum(1), rtol=1e-9, atol=1e-9)
+            assert np.unique(labels).size == 5
+
+
+def test_weighted_kmeans_is_about_as_good_as_scikit_learn():
+    # DBAL's regime: many more clusters than classes. (With few clusters sklearn's
+    # greedy k-means++, several candidates per center, wins a few percent more.)
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((3000, 32)) + 3 * rng.standard_normal((10, 32))[
+        rng.integers(0, 10, 3000)]).astype(np.float32)
+    w = rng.random(3000)
+    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+
+    def inertia(labels, C):
+        return float((w * ((X - C[labels]) ** 2).sum(1)).sum())
+
+    ours = [inertia(*_weighted_kmeans(X, sq, w, 100, seed)) for seed in range(3)]
+    theirs = [
+        KMeans(100, n_init=1, random_state=seed).fit(X, sample_weight=w).inertia_
+        for seed in range(3)
+    ]
+    assert np.median(ours) < 1.02 * np.median(theirs)
+
+
+def test_weighted_kmeans_warm_start_reseeds_centers_nobody_is_near():
+    X, probs, _ = pool(n=300, d=4, seed=2)
+    w = 1.0 - probs.max(1)
+    sq = np.einsum("ij,ij->i", X, X)
+    _, C = _weighted_kmeans(X, sq, w, 10, 0)
+    init = C.copy()
+    init[[2, 7]] = 1e3  # their regions were labeled: nobody is nearest to them now
+    labels, C2 = _weighted_kmeans(X, sq, w, 10, 1, init=init)
+    assert np.unique(labels).size == 10  # every cluster has members: k picks, one each
+    assert np.abs(C2).max() < 100  # the dead centers were replaced inside the data
+
+
 # ----------------------------------------------------------------------------- DBAL
 def ref_dbal(probs, X, labeled, k, rng, beta, measure):
     if measure == "margin":
@@ -39,14 +182,16 @@ def ref_dbal(probs, X, labeled, k, rng, beta, measure):
     if m == k:
         return pre
     seed = int(rng.integers(2**31 - 1))
-    km = KMeans(n_clusters=k, random_state=seed, n_init=1)
-    km.fit(X[pre], sample_weight=[scores[i] for i in pre])
+    w = np.array([scores[i] for i in pre])
+    Xp = X[pre]
+    # the seeding is tested above on its own; Lloyd and the pick rule are the textbook ones
+    init = _d2_seeding(Xp, np.einsum("ij,ij->i", Xp, Xp), k, np.random.default_rng(seed), None,
+                       weights=w)
+    labels, C = ref_lloyd(Xp, Xp[init], 8, w)
     picks = []
     for c in range(k):
-        members = [j for j in range(m) if km.labels_[j] == c]
-        best = min(
-            members, key=lambda j: (float(((X[pre[j]] - km.cluster_centers_[c]) ** 2).sum()), j)
-        )
+        members = [j for j in range(m) if labels[j] == c]
+        best = min(members, key=lambda j: (float(((Xp[j] - C[c]) ** 2).sum()), j))
         picks.append(pre[best])
     return picks
 
@@ -151,18 +296,25 @@ def test_typiclust_selection_uneven_clusters():
         assert got.tolist() == ref_typiclust_pick(X, clusters, lab, 60, knn, 0)
 
 
-@pytest.mark.parametrize("k, minibatch", [(5, False), (60, True)])
-def test_typiclust_end_to_end_matches_reference(k, minibatch):
+@pytest.mark.parametrize("k", [5, 60])
+def test_typiclust_end_to_end_matches_reference(k):
     X, _, lab = pool(n=200)
     got = S.select("typiclust", k, embeddings=X, labeled=lab, rng=9)
-    n_clusters = lab.sum() + k
+    n_clusters = int(lab.sum()) + k
     seed = int(np.random.default_rng(9).integers(2**31 - 1))
-    if minibatch:  # above 50 clusters, as the authors do
-        km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, batch_size=5000, n_init=1)
-    else:
-        km = KMeans(n_clusters=n_clusters, random_state=seed, n_init=1)
-    clusters = km.fit(X).labels_
+    init = _d2_seeding(X, np.einsum("ij,ij->i", X, X), n_clusters, np.random.default_rng(seed),
+                       None)
+    clusters, _ = ref_lloyd(X, X[init], 4)
     assert got.tolist() == ref_typiclust_pick(X, clusters, lab, k, 20, 5)
+
+
+@pytest.mark.parametrize("name", ["dbal", "typiclust"])
+def test_a_state_does_not_change_the_first_round(name):
+    X, probs, lab = pool(n=300, d=6, seed=4)
+    kw = {"probs": probs} if name == "dbal" else {}
+    plain = S.select(name, 12, embeddings=X, labeled=lab, rng=2, **kw)
+    cold = S.select(name, 12, labeled=lab, rng=2, state=S.PoolState(X), **kw)
+    np.testing.assert_array_equal(plain, cold)
 
 
 def test_typiclust_hand_worked():

@@ -21,11 +21,9 @@ references.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from ._badge import badge
 from ._bayesian import bald
+from ._clustering import dbal, typiclust
 from ._coreset import coreset
 from ._kcenter import kcenter_greedy
 from ._registry import (
@@ -42,20 +40,6 @@ from ._registry import (
 from ._state import PoolState
 from ._uncertainty import entropy, least_confidence, margin, random, ratio
 from ._with_model import MC_SAMPLES, needs_model, select_with_model
-
-# scikit-learn takes about a second to import: load the clustering family on first use
-_LAZY = {"dbal": "._clustering", "typiclust": "._clustering"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
 
 __all__ = [
     "INPUTS",

@@ -1,15 +1,19 @@
 """Clustering-based strategies: DBAL (diverse mini-batch) and TypiClust.
 
-Both call scikit-learn's k-means (imported on first use), seeded from the
-caller's ``Generator`` (one ``rng.integers`` draw), so a seed fixes the
-selection. With a :class:`~alaas_lab.strategies.PoolState` they use the
-state's own k-means instead, kept and warm-started across rounds. Their selection logic,
-given the clustering, lives in small kernels that are tested on their own.
+Both run one k-means of their own (k-means++ D^2 seeding, then a few Lloyd
+iterations with empty clusters relocated to the farthest items), blocked and
+in the pool's dtype, seeded from the caller's ``Generator`` (one
+``rng.integers`` draw), so a seed fixes the selection. A
+:class:`~alaas_lab.strategies.PoolState` keeps the clustering between rounds:
+reused or warm-started from the previous round's centers; without one (or on
+a state's first round) the same cold k-means runs, so a state never changes a
+first round's picks. Their selection logic, given the clustering, lives in
+small kernels that are tested on their own.
 """
 
 from __future__ import annotations
 
-import warnings
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -38,22 +42,6 @@ def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     D += np.einsum("ij,ij->i", A, A)[:, None]
     D += np.einsum("ij,ij->i", B, B)[None, :]
     return np.maximum(D, 0.0, out=D)
-
-
-def _kmeans(X: np.ndarray, n_clusters: int, seed: int, weights=None, minibatch: bool = False):
-    """Fit k-means; returns (labels, centers). Silences the duplicate-points warning."""
-    # scikit-learn takes about a second to import: only the stateless path needs it
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-    from sklearn.exceptions import ConvergenceWarning
-
-    if minibatch:
-        km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, batch_size=5000, n_init=1)
-    else:
-        km = KMeans(n_clusters=n_clusters, random_state=seed, n_init=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # fewer distinct points than k
-        km.fit(X, sample_weight=weights)
-    return km.labels_, km.cluster_centers_
 
 
 # ----------------------------------------------------------------------------- DBAL
@@ -129,21 +117,51 @@ def _dbal(
     w = score[pre]
     if not w.sum() > 0.0:
         w = np.ones_like(w)  # every item fully confident: plain k-means
+    seed = _seed(rng)
     if state is None:
-        labels, centers = _kmeans(X[pre], k, _seed(rng), weights=w)
+        Xp = X[pre]
+        labels, centers = _weighted_kmeans(Xp, _sq_norms(Xp), w, k, seed)
     else:
-        labels, centers = _dbal_kmeans(state, pre, w, k, _seed(rng))
+        labels, centers = _dbal_kmeans(state, pre, w, k, seed)
     return _dbal_pick(X, pre, labels, centers, k)
+
+
+def _sq_norms(X: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", X, X, dtype=np.float64)
+
+
+def _relocate_empty(labels: np.ndarray, d2: np.ndarray, n_clusters: int,
+                    weights: np.ndarray | None = None) -> np.ndarray:
+    """Give every empty cluster one of the items farthest from their centers.
+
+    The items with the largest (weighted) squared distance, ties to the lowest
+    index, move to the empty clusters in id order (scikit-learn's rule); items
+    sitting on their center are never moved. Returns ``labels`` (a copy if changed).
+    """
+    empty = np.flatnonzero(np.bincount(labels, minlength=n_clusters) == 0)
+    if empty.size == 0:
+        return labels
+    score = d2 if weights is None else d2 * weights
+    order = np.argsort(-score, kind="stable")
+    far = order[score[order] > 0.0][: empty.size]
+    labels = labels.copy()
+    labels[far] = empty[: far.size]
+    return labels
 
 
 def _lloyd(X: np.ndarray, sq: np.ndarray, C: np.ndarray, max_iter: int,
            weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Up to ``max_iter`` (weighted) Lloyd iterations from centers ``C``; stops when at
-    most 0.1% of the labels change. Returns ``(labels, centers, d2)``, the labels
-    and distances those of the returned centers."""
+    """Up to ``max_iter`` (weighted) Lloyd iterations from centers ``C``.
+
+    Each iteration relocates empty clusters (:func:`_relocate_empty`), moves
+    every center to its members' (weighted) mean and reassigns the items; it
+    stops when at most 0.1% of the labels changed. Returns ``(labels, centers,
+    d2)``, the labels and squared distances those of the returned centers.
+    """
     labels, d2 = _nearest(X, sq, C)
     for _ in range(max_iter):
-        C = _means(X, labels, C, weights)
+        moved = _relocate_empty(labels, d2, C.shape[0], weights)
+        C = _means(X, moved, C, weights)
         new, d2 = _nearest(X, sq, C)
         changed = int(np.count_nonzero(new != labels))
         labels = new
@@ -152,31 +170,48 @@ def _lloyd(X: np.ndarray, sq: np.ndarray, C: np.ndarray, max_iter: int,
     return labels, C, d2
 
 
-#: Lloyd iterations of DBAL's k-means with a state: from k-means++ / from last round's centers.
+#: Lloyd iterations of DBAL's k-means: from k-means++ / from last round's centers.
 _DBAL_ITERS = (8, 4)
+
+
+def _weighted_kmeans(Xp: np.ndarray, sqp: np.ndarray, w: np.ndarray, k: int, seed: int,
+                     init: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """DBAL's weighted k-means of ``Xp`` into ``k`` clusters; returns ``(labels, centers)``.
+
+    Cold (``init`` None): weighted k-means++ seeding (D^2 sampling), then up to
+    ``_DBAL_ITERS[0]`` Lloyd iterations. Warm: start from ``init`` (last
+    round's ``k`` centers); centers that no item is nearest to (their region
+    was labeled or is no longer uncertain) are replaced by D^2 sampling from
+    the kept ones, then up to ``_DBAL_ITERS[1]`` iterations.
+    """
+    rng = np.random.default_rng(seed)
+    if init is None:
+        C = Xp[_d2_seeding(Xp, sqp, k, rng, None, weights=w)].astype(np.float64)
+        iters = _DBAL_ITERS[0]
+    else:
+        labels, d2 = _nearest(Xp, sqp, init)
+        alive = np.bincount(labels, minlength=k) > 0
+        C = init[alive]
+        if C.shape[0] < k:
+            new = _d2_seeding(Xp, sqp, k - C.shape[0], rng, d2, weights=w)
+            C = np.vstack([C, Xp[new].astype(np.float64)])
+        iters = _DBAL_ITERS[1]
+    labels, C, _ = _lloyd(Xp, sqp, C, iters, weights=w)
+    return labels, C
 
 
 def _dbal_kmeans(state: Any, pre: np.ndarray, w: np.ndarray, k: int,
                  seed: int) -> tuple[np.ndarray, np.ndarray]:
     """DBAL's weighted k-means with a :class:`PoolState`: warm-started across rounds.
 
-    The first call seeds by weighted k-means++ (D^2 sampling, blocked); a later
-    call with the same ``k`` starts from the previous round's centers (the
-    uncertain regions move little between rounds). Then a few weighted Lloyd
-    iterations on the pre-filtered items, in the pool's dtype.
+    The first call with a given ``k`` is the cold k-means of a stateless call
+    (same picks); a later one starts from the previous round's centers (the
+    uncertain regions move little between rounds).
     """
     memo = state.slot(("dbal",), dict)
-    Xp, sqp = state.X[pre], state.sq_norms[pre]
     init = memo.get(k)
-    if init is None:
-        state.counters["dbal:cold"] += 1
-        rng = np.random.default_rng(seed)
-        C = Xp[_d2_seeding(Xp, sqp, k, rng, None, weights=w)].astype(np.float64)
-        iters = _DBAL_ITERS[0]
-    else:
-        state.counters["dbal:warm"] += 1
-        C, iters = init, _DBAL_ITERS[1]
-    labels, C, _ = _lloyd(Xp, sqp, C, iters, weights=w)
+    state.counters["dbal:cold" if init is None else "dbal:warm"] += 1
+    labels, C = _weighted_kmeans(state.X[pre], state.sq_norms[pre], w, k, seed, init)
     memo[k] = C
     return labels, C
 
@@ -205,8 +240,8 @@ def dbal(
     1. Pre-filter the ``beta * k`` most informative unlabeled items (margin or
        entropy; ties to the lowest index).
     2. Weighted k-means with ``k`` clusters on their embeddings, sample weight =
-       informativeness (scikit-learn ``KMeans``, k-means++ init, seeded by
-       ``rng``).
+       informativeness (weighted k-means++ seeding, then up to 8 Lloyd
+       iterations, empty clusters relocated; seeded by ``rng``).
     3. Return, for each cluster, the member nearest its centre (distinct by
        construction; an empty cluster's slot goes to the next most informative
        item).
@@ -229,11 +264,10 @@ def dbal(
         Informativeness: ``1 - (p_(1) - p_(2))`` (Zhdanov's choice) or entropy.
     state : PoolState, optional
         Per-pool state (:class:`~alaas_lab.strategies.PoolState`) built for
-        ``embeddings``. The weighted k-means is then the state's own (k-means++
-        seeding, then at most 8 Lloyd iterations in the pool's dtype) and later
-        rounds with the same ``k`` start from the previous round's centers (at
-        most 4 iterations). Same rule, different k-means: the picks differ from
-        the stateless (scikit-learn) ones.
+        ``embeddings``. The first round with a given ``k`` picks what a
+        stateless call picks; later rounds start the k-means from the previous
+        round's centers (those no item is nearest to re-seeded by D^2
+        sampling) and run at most 4 Lloyd iterations.
 
     Returns
     -------
@@ -242,7 +276,8 @@ def dbal(
 
     Notes
     -----
-    Time: k-means on ``beta * k`` points, ``O(iters * beta * k^2 * d)``.
+    Time: k-means on ``beta * k`` points, ``O(iters * beta * k^2 * d)`` flops
+    in blocked products (at most 8 iterations, 4 when warm-started).
     """
     state = check_state(state)
     k, p, X, lab = check_pool(
@@ -480,7 +515,9 @@ def _d2_seeding(
     applied ``block`` at a time as one matrix product; in between, a draw
     proposed from the stale table is accepted with probability exact / stale
     (rejection sampling, so every draw follows the exact D^2 distribution).
-    Returns the chosen row indices.
+    While nothing is queued the table is exact and a draw takes one
+    ``rng.random()``: with ``block=1`` this is the textbook loop. Returns the
+    chosen row indices.
     """
     n = X.shape[0]
     chosen: list[int] = []
@@ -523,7 +560,7 @@ def _d2_seeding(
             if pending:
                 diff = X[pending].astype(np.float64) - X[i].astype(np.float64)
                 e = min(e, float(np.einsum("ij,ij->i", diff, diff).min()))
-            if rng.random() * d2[i] < e:
+            if not pending or rng.random() * d2[i] < e:  # exact table: always accepted
                 chosen.append(i)
                 taken[i] = True
                 pending.append(i)
@@ -549,7 +586,8 @@ class _Clustering:
 
 
 class _ClusteringMemo:
-    """TypiClust's clusterings of one pool, kept by a :class:`PoolState`.
+    """TypiClust's clusterings of one pool, kept by a :class:`PoolState`
+    (a stateless call uses a fresh one: its cold k-means).
 
     A clustering with the requested number of clusters is reused as it is
     (with its neighbour lists). When more clusters are needed than the last
@@ -613,8 +651,8 @@ def _typiclust(
     n_labeled = int(np.count_nonzero(labeled))
     n_clusters = min(n_labeled + k, max_clusters, X.shape[0])
     if state is None:
-        clusters, _ = _kmeans(X, n_clusters, _seed(rng), minibatch=n_clusters > 50)
-        cache = None
+        got = _ClusteringMemo().get(X, _sq_norms(X), n_clusters, _seed(rng), Counter())
+        clusters, cache = got.labels, None
     else:
         memo = state.slot(("typiclust",), _ClusteringMemo)
         got = memo.get(X, state.sq_norms, n_clusters, _seed(rng), state.counters)
@@ -654,8 +692,10 @@ def typiclust(
     """TypiClust (Hacohen, Dekel & Weinshall 2022): typical items of uncovered clusters.
 
     1. Cluster the whole pool (labeled and unlabeled) into
-       ``min(|labeled| + k, max_clusters)`` clusters: ``KMeans`` up to 50
-       clusters, ``MiniBatchKMeans`` (batch 5000) above, as the authors do.
+       ``min(|labeled| + k, max_clusters)`` clusters: k-means++ seeding, then
+       up to 4 Lloyd iterations on the whole pool (the authors run
+       scikit-learn's ``MiniBatchKMeans`` above 50 clusters: an approximate
+       k-means too).
     2. Visit clusters with no labeled item first, largest first (then those
        with fewer labeled items), skipping clusters of ``min_cluster_size`` items
        or fewer until the others are exhausted; cycle if ``k`` is larger.
@@ -680,13 +720,11 @@ def typiclust(
         Cap on the number of clusters (the authors' cap).
     state : PoolState, optional
         Per-pool state (:class:`~alaas_lab.strategies.PoolState`) built for
-        ``embeddings``. The clustering is then the state's own k-means (k-means++
-        seeding and Lloyd iterations in the pool's dtype), computed once and
-        reused while the number of clusters stays the same; when it grows, the
-        previous centers are kept and only the extra ones are added (see
-        ``_ClusteringMemo``). Neighbour lists are kept too. Picks follow the same
-        rule as without a state but on that clustering, so they differ from the
-        stateless (scikit-learn) clustering's.
+        ``embeddings``. Its first round picks what a stateless call picks; the
+        clustering is then kept and reused while the number of clusters stays
+        the same; when it grows, the previous centers are kept and only the
+        extra ones are added (see ``_ClusteringMemo``). Neighbour lists are
+        kept too.
 
     Returns
     -------

@@ -68,55 +68,24 @@ def _ranges(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 class _CoverGraph:
-    """(item, candidate) pairs within the greedy radius, in both CSR orders."""
+    """(item, candidate) pairs within the greedy radius, in both CSR orders.
+
+    Built over a k-center pool index (items are *positions*, rows sorted by
+    coarse group); ``lab_d2`` (positions) is every item's squared distance to
+    the fixed centers, already known from the traversal. A (group, candidate)
+    pair is skipped when the triangle inequality puts the whole group beyond
+    the radius, so on clustered pools most distances are never computed. The
+    coverage search does not depend on the order of the items, so it picks
+    what a graph over the pool in index order would pick.
+    """
 
     def __init__(
-        self, X: np.ndarray, labeled: np.ndarray, net: np.ndarray, radius2: float, max_pairs: int
+        self, ix: Any, net_pos: np.ndarray, radius2: float, max_pairs: int, lab_d2: np.ndarray
     ):
-        n = X.shape[0]
-        X = np.asarray(X, dtype=np.float64)
-        sq = np.einsum("ij,ij->i", X, X)
-        C, csq = X[net], sq[net]
-        lab = np.flatnonzero(labeled)
-        L, lsq = X[lab], sq[lab]
-        # tiny slack so a pair exactly at the radius survives rounding; the search
-        # itself only ever compares stored values against stored values
-        limit = radius2 * (1.0 + 1e-12)
-        pts, cands, d2s = [], [], []
-        self.lab_d2 = np.full(n, np.inf)
-        nnz = 0
-        for r0 in range(0, n, _ROW_CHUNK):
-            r1 = min(n, r0 + _ROW_CHUNK)
-            D = _sqdist_rows(X, sq, C, csq, r0, r1)
-            np.maximum(D, 0.0, out=D)
-            i, j = np.nonzero(D <= limit)
-            nnz += i.size
-            _check_pairs(nnz, max_pairs)
-            pts.append(i + r0)
-            cands.append(j)
-            d2s.append(D[i, j])
-            if lab.size:
-                Dl = _sqdist_rows(X, sq, L, lsq, r0, r1)
-                self.lab_d2[r0:r1] = np.maximum(Dl.min(axis=1), 0.0)
-        self.lab_d2[lab] = 0.0
-        self._index_pairs(n, net.size, pts, cands, d2s)
-
-    @classmethod
-    def from_index(
-        cls, ix: Any, net_pos: np.ndarray, radius2: float, max_pairs: int, lab_d2: np.ndarray
-    ) -> _CoverGraph:
-        """The same graph over a k-center pool index (items are *positions*).
-
-        ``lab_d2`` (positions) is every item's squared distance to the fixed
-        centers, already known from the traversal. A (group, candidate) pair is
-        skipped when the triangle inequality puts the whole group beyond the
-        radius, so on clustered pools most distances are never computed. The
-        coverage search does not depend on the order of the items, so it picks
-        what the plain graph picks.
-        """
-        self = cls.__new__(cls)
         n = ix.n
         C, csq = ix.X[net_pos], ix.sq[net_pos]
+        # tiny slack so a pair exactly at the radius survives rounding; the search
+        # itself only ever compares stored values against stored values
         limit = radius2 * (1.0 + 1e-12)
         dz = np.sqrt(np.maximum(ix.zsq[:, None] + csq[None, :] - 2.0 * (ix.Z @ C.T), 0.0))
         reach = (ix.R + np.sqrt(max(radius2, 0.0)))[:, None] * (1.0 + 1e-6) + ix.slack
@@ -138,7 +107,6 @@ class _CoverGraph:
                 d2s.append(D[i, j])
         self.lab_d2 = lab_d2
         self._index_pairs(n, net_pos.size, pts, cands, d2s)
-        return self
 
     def _index_pairs(self, n: int, m: int, pts: list, cands: list, d2s: list) -> None:
         """Both CSR orders of the pairs (``pts`` come in item order)."""
@@ -206,33 +174,28 @@ def _coreset(
 ) -> np.ndarray:
     """Kernel of :func:`coreset`; trusts its inputs (``k <=`` unlabeled count).
 
-    With a ``state`` (:class:`~alaas_lab.strategies.PoolState`, ``X`` its pool)
-    the candidate net starts from the state's distance tables, the distances to
-    the labeled set come from the net's traversal and the pair search skips
-    groups out of reach; the picks are those of the plain run.
+    The distances to the labeled set come from the net's traversal, and the
+    pair search skips the traversal's coarse groups out of reach. With a
+    ``state`` (:class:`~alaas_lab.strategies.PoolState`, ``X`` its pool) the
+    net starts from the state's distance tables; the picks are the same.
     """
     knobs = knobs or {}
     n_unlabeled = int(labeled.size - np.count_nonzero(labeled))
     if k == 0:
         return np.empty(0, dtype=np.int64)
     m = min(n_unlabeled, max(k, int(np.ceil(candidate_factor * k)) + outliers))
-    base: dict[str, Any] | None = {} if state is not None else None
+    base: dict[str, Any] = {}
     net, vals = _kcenter_greedy(X, labeled, m, first=first, return_values=True, state=state,
                                 remember_picks=False, base=base, **knobs)
     if m == k:  # no spare candidates: nothing to improve on the greedy solution
         return net
     delta2 = float(vals[k])  # squared radius of the greedy solution s_g
     # a first pick drawn when nothing was labeled stays a center, like a labeled item
+    # (the traversal's initial table is 0 there too)
     n_fixed = 0 if first is None else 1
     cands = net[n_fixed:]
-    if base is not None:
-        ix = base["index"]
-        graph = _CoverGraph.from_index(ix, ix.pos_of[cands], delta2, max_pairs,
-                                       np.maximum(base["mind"], 0.0))
-    else:
-        cover_lab = labeled.copy()
-        cover_lab[net[:n_fixed]] = True
-        graph = _CoverGraph(X, cover_lab, cands, delta2, max_pairs)
+    ix = base["index"]
+    graph = _CoverGraph(ix, ix.pos_of[cands], delta2, max_pairs, np.maximum(base["mind"], 0.0))
     # Alg. 2: r in [delta/2, delta]. The top gets the pairs' own slack: the pair that
     # defines delta is computed apart from delta itself, and rounding must not drop
     # the one radius at which the greedy solution is known to be feasible

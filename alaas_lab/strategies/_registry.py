@@ -1,11 +1,11 @@
 """The strategy registry: names, their inputs, and one ``select`` entry point.
 
-Built-in strategies are registered by dotted path and imported on first use
-(the clustering ones pull in scikit-learn). Users add their own with
-:func:`register`, by a ``"package.module:function"`` name (:func:`resolve`), or
-through plugins and the ``alaas_lab.strategies`` entry points (:mod:`alaas_lab.plugins`);
-:func:`select` validates the inputs before and the picks after every call, so a
-misbehaving strategy is caught with its name.
+Built-in strategies are registered by dotted path and imported on first use.
+Users add their own with :func:`register`, by a ``"package.module:function"``
+name (:func:`resolve`), or through plugins and the ``alaas_lab.strategies``
+entry points (:mod:`alaas_lab.plugins`); :func:`select` validates the inputs
+before and the picks after every call, so a misbehaving strategy is caught
+with its name.
 """
 
 from __future__ import annotations
