@@ -8,8 +8,11 @@ embed stage instead of filling memory. This is the ALaaS paper's pipeline:
 while batch *i* is embedded, batch *i+1* is decoded and batch *i+2* fetched.
 
 Threads suffice because every heavy stage releases the GIL (socket and file
-I/O, PIL decoding, torch kernels). The thread-count rule for a machine with
-``c`` cores lives in :func:`thread_plan`.
+I/O, PIL decoding, torch kernels). A stage starts ``max_workers`` threads of
+which ``workers`` take work; a ``planner`` (called with each stage's measured
+:class:`~alaas_lab.threads.StageRate` every few batches) can change how many
+are active while the pipeline runs. The rule that gives threads to the slowest
+stage lives in :mod:`alaas_lab.threads`.
 
 A stage function receives a list and returns a list (of any length: it may
 drop or split items). Per-item failures are the stage's business: it returns a
@@ -21,19 +24,22 @@ exception escaping a stage function stops the pipeline and is re-raised by
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import PipelineError
+from .threads import StageRate, ThreadPlan, thread_plan
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Pipeline", "PipelineError", "Stage", "StageStats", "ThreadPlan", "thread_plan"]
+__all__ = ["Pipeline", "PipelineError", "Planner", "Stage", "StageRate", "StageStats",
+           "ThreadPlan", "thread_plan"]
+
+Planner = Callable[[dict[str, StageRate]], Mapping[str, int] | None]
 
 _END = object()  # sentinel: no more items from upstream
 
@@ -49,7 +55,10 @@ class Stage:
     fn : callable(list) -> list
         The work, on a batch of items.
     workers : int, default 1
-        Threads running ``fn`` concurrently (I/O stages want many).
+        Threads running ``fn`` concurrently at the start (I/O stages want many).
+    max_workers : int, optional
+        Threads started; a planner may activate up to this many. Defaults to
+        ``workers``.
     batch_size : int, default 1
         Most items handed to one call of ``fn``; a partial batch is flushed
         as soon as the queue before the stage runs dry, so latency stays low.
@@ -67,6 +76,12 @@ class Stage:
     batch_size: int = 1
     max_wait_s: float = 0.0
     passthrough: Callable[[Any], bool] | None = None
+    max_workers: int | None = None
+
+    @property
+    def threads(self) -> int:
+        """Threads started for this stage."""
+        return max(self.workers, self.max_workers or 0)
 
 
 @dataclass
@@ -74,7 +89,7 @@ class StageStats:
     """What one stage has done so far."""
 
     name: str
-    workers: int
+    workers: int  # active threads
     items_in: int = 0
     items_out: int = 0
     calls: int = 0
@@ -95,37 +110,6 @@ class StageStats:
         }
 
 
-@dataclass(frozen=True)
-class ThreadPlan:
-    """How many threads each CPU consumer gets on this machine."""
-
-    cores: int
-    decode_workers: int
-    torch_threads: int
-    fetch_in_flight: int = 32
-    notes: str = field(default="", compare=False)
-
-
-def thread_plan(cores: int | None = None, *, fetch_in_flight: int = 32) -> ThreadPlan:
-    """The rule that keeps torch and decoding from fighting over the cores.
-
-    Decoding and embedding run at the same time, so they split the cores
-    instead of each assuming it has all of them: ``decode = max(1, c // 4)``
-    threads (PIL decoding of small images is cheap next to a forward pass) and
-    ``torch = max(1, c - decode)`` intra-op threads. Fetch threads wait on I/O
-    and are not counted. On 2 cores: 1 decode thread, 1 torch thread — torch
-    with 2 threads while another thread holds a core collapses, because its
-    threads wait on each other at every barrier.
-    """
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    c = max(1, int(cores or 1))
-    decode = max(1, c // 4)
-    torch_threads = max(1, c - decode)
-    notes = f"{c} cores: {decode} decode thread(s), {torch_threads} torch thread(s)"
-    return ThreadPlan(c, decode, torch_threads, fetch_in_flight, notes=notes)
-
-
 class Pipeline:
     """Runs stages concurrently over a stream of items.
 
@@ -137,20 +121,43 @@ class Pipeline:
     on_progress : callable(dict), optional
         Called from a monitor thread every ``progress_interval`` seconds (and
         once at the end) with ``{"wall_s", "stages": [StageStats.as_dict]}``.
+    planner : callable(dict of str to StageRate) -> mapping of str to int, optional
+        Called from the monitor thread once every stage still running has made
+        ``plan_every`` calls since the last plan (and ``plan_interval`` seconds
+        passed), with each stage's rate over that window; returns the number of
+        active threads wanted per stage name (clamped to 1..``Stage.threads``),
+        or None to keep them.
     """
 
     def __init__(self, stages: Sequence[Stage], *, queue_size: int = 64,
                  on_progress: Callable[[dict[str, Any]], None] | None = None,
-                 progress_interval: float = 0.25) -> None:
+                 progress_interval: float = 0.25, planner: Planner | None = None,
+                 plan_interval: float = 0.2, plan_every: int = 2) -> None:
         if not stages:
             raise ValueError("a pipeline needs at least one stage")
         self.stages = list(stages)
         self.queue_size = queue_size
         self.on_progress = on_progress
         self.progress_interval = progress_interval
+        self.planner = planner
+        self.plan_interval = plan_interval
+        self.plan_every = plan_every
         self.stats = [StageStats(s.name, s.workers, queue_capacity=queue_size) for s in stages]
+        self.plans = 0  # times the planner changed the active threads
+        self._active = [s.workers for s in stages]
+        self._remaining = [s.threads for s in stages]
+        self._wake = threading.Condition()
         self._started = 0.0
         self._wall = 0.0
+
+    def set_workers(self, name: str, n: int) -> None:
+        """Make ``n`` (clamped to 1..``Stage.threads``) threads of stage ``name`` take work."""
+        with self._wake:
+            for i, stage in enumerate(self.stages):
+                if stage.name == name:
+                    self._active[i] = max(1, min(stage.threads, int(n)))
+                    self.stats[i].workers = self._active[i]
+            self._wake.notify_all()
 
     def run(self, items: Iterable[Any]) -> Iterator[Any]:
         """Feed ``items`` through every stage; yield what the last stage emits.
@@ -160,10 +167,11 @@ class Pipeline:
         returned generator early stops the threads.
         """
         queues = [queue.Queue(self.queue_size) for _ in range(len(self.stages) + 1)]
+        ended = [False] * len(self.stages)  # the stage's input has ended
         stop = threading.Event()
         failure: list[BaseException] = []
         lock = threading.Lock()
-        remaining = [s.workers for s in self.stages]  # live threads per stage
+        remaining = self._remaining = [s.threads for s in self.stages]  # live threads
         self._started = time.perf_counter()
 
         def put(q: queue.Queue, item: Any) -> bool:
@@ -175,6 +183,13 @@ class Pipeline:
                     continue
             return False
 
+        def end_of(i: int) -> None:  # the input of stage i has ended: one sentinel, a flag
+            if i < len(self.stages):
+                with self._wake:
+                    ended[i] = True
+                    self._wake.notify_all()
+            put(queues[i], _END)
+
         def feed() -> None:
             try:
                 for item in items:
@@ -184,14 +199,24 @@ class Pipeline:
                 failure.append(PipelineError(f"reading the pool's items failed: {exc}"))
                 stop.set()
             finally:
-                for _ in range(self.stages[0].workers):
-                    put(queues[0], _END)
+                end_of(0)
 
-        def work(i: int) -> None:
+        def idle(i: int, w: int) -> bool:
+            """Wait while thread ``w`` of stage ``i`` is inactive; False: it may exit."""
+            with self._wake:
+                while w >= self._active[i] and not stop.is_set():
+                    if ended[i]:  # the active threads drain the queue
+                        return False
+                    self._wake.wait(0.1)
+            return True
+
+        def work(i: int, w: int) -> None:
             stage, stats = self.stages[i], self.stats[i]
             inbox, outbox = queues[i], queues[i + 1]
             done = False
             while not done and not stop.is_set():
+                if w >= self._active[i] and not idle(i, w):
+                    break
                 batch, done = self._take(inbox, stage.batch_size, stage.max_wait_s, stop)
                 if not batch:
                     continue
@@ -218,14 +243,13 @@ class Pipeline:
                 remaining[i] -= 1
                 last = remaining[i] == 0
             if last:  # the stage's final thread tells the next stage
-                for _ in range(self.stages[i + 1].workers if i + 1 < len(self.stages) else 1):
-                    put(outbox, _END)
+                end_of(i + 1)
 
         threads = [threading.Thread(target=feed, name="pipeline-feed", daemon=True)]
         for i, stage in enumerate(self.stages):
-            threads += [threading.Thread(target=work, args=(i,), daemon=True,
+            threads += [threading.Thread(target=work, args=(i, w), daemon=True,
                                          name=f"pipeline-{stage.name}-{w}")
-                        for w in range(stage.workers)]
+                        for w in range(stage.threads)]
         monitor = threading.Thread(target=self._monitor, args=(queues, stop), daemon=True,
                                    name="pipeline-monitor")
         for t in threads:
@@ -245,6 +269,8 @@ class Pipeline:
                 yield item
         finally:
             stop.set()
+            with self._wake:
+                self._wake.notify_all()
             for t in threads:
                 t.join(timeout=5)
             self._wall = time.perf_counter() - self._started
@@ -260,12 +286,16 @@ class Pipeline:
     def report(self) -> dict[str, Any]:
         """Per-stage statistics of the last run, as sent in progress events."""
         wall = self.wall_s
-        return {"wall_s": round(wall, 4), "stages": [s.as_dict(wall) for s in self.stats]}
+        return {"wall_s": round(wall, 4), "stages": [s.as_dict(wall) for s in self.stats],
+                "plans": self.plans}
 
     @staticmethod
     def _take(inbox: queue.Queue, size: int, max_wait: float,
               stop: threading.Event) -> tuple[list[Any], bool]:
-        """Block for one item, then fill up to ``size`` for at most ``max_wait`` s."""
+        """Block for one item, then fill up to ``size`` for at most ``max_wait`` s.
+
+        The end sentinel is put back, so every thread of the stage sees it.
+        """
         batch: list[Any] = []
         deadline = 0.0
         while not stop.is_set():
@@ -277,6 +307,7 @@ class Pipeline:
                     return batch, False
                 continue
             if item is _END:
+                inbox.put_nowait(_END)  # room: this thread just took it, upstream is done
                 return batch, True
             if not batch:
                 deadline = time.perf_counter() + max_wait
@@ -285,10 +316,39 @@ class Pipeline:
                 return batch, False
         return batch, True
 
+    def _window(self, since: list[tuple[int, int, float]], t0: float) -> dict[str, StageRate]:
+        """Each stage's rate since the snapshot ``since`` taken at ``t0``."""
+        wall = max(time.perf_counter() - t0, 1e-9)
+        rates = {}
+        for stats, active, (items0, _, busy0) in zip(self.stats, self._active, since,
+                                                      strict=True):
+            items, busy = stats.items_in - items0, stats.busy_s - busy0
+            per_thread = items / busy if busy > 0 else 0.0
+            rates[stats.name] = StageRate(per_thread * active, busy / wall)
+        return rates
+
+    def _snapshot(self) -> list[tuple[int, int, float]]:
+        return [(s.items_in, s.calls, s.busy_s) for s in self.stats]
+
     def _monitor(self, queues: list[queue.Queue], stop: threading.Event) -> None:
         finished = False
+        tick = self.progress_interval
+        if self.planner is not None:
+            tick = min(tick, max(self.plan_interval / 2, 0.01))
+        last_progress = time.perf_counter()
+        since, t_since = self._snapshot(), time.perf_counter()
         while not finished:
-            finished = stop.wait(self.progress_interval)
+            finished = stop.wait(tick)
+            now = time.perf_counter()
+            if self.planner is not None and not finished and now - t_since >= self.plan_interval:
+                if all(s.calls - c0 >= self.plan_every or left == 0  # a finished stage
+                       for s, (_, c0, _), left in zip(self.stats, since, self._remaining,
+                                                      strict=True)):
+                    self._plan(self._window(since, t_since))
+                    since, t_since = self._snapshot(), now
+            if not finished and now - last_progress < self.progress_interval:
+                continue
+            last_progress = now
             for stats, q in zip(self.stats, queues[:-1], strict=True):
                 stats.queue_depth = q.qsize()
             if self.on_progress is not None:
@@ -296,3 +356,17 @@ class Pipeline:
                     self.on_progress(self.report())
                 except Exception:  # a broken listener must not stop the work
                     logger.exception("progress listener failed")
+
+    def _plan(self, rates: dict[str, StageRate]) -> None:
+        try:
+            wanted = self.planner(rates) if self.planner is not None else None
+        except Exception:  # a broken planner must not stop the work
+            logger.exception("pipeline planner failed")
+            return
+        changed = False
+        for name, n in (wanted or {}).items():
+            i = next((j for j, s in enumerate(self.stages) if s.name == name), None)
+            if i is not None and max(1, min(self.stages[i].threads, int(n))) != self._active[i]:
+                self.set_workers(name, n)
+                changed = True
+        self.plans += changed

@@ -113,9 +113,7 @@ def test_progress_events_carry_stage_stats():
     assert {"queue_depth", "items_per_s", "busy_s"} <= set(last)
 
 
-@pytest.mark.parametrize(("cores", "decode", "torch"), [(1, 1, 1), (2, 1, 1), (8, 2, 6),
-                                                        (16, 4, 12)])
-def test_thread_plan_never_oversubscribes(cores, decode, torch):
-    plan = thread_plan(cores)
-    assert (plan.decode_workers, plan.torch_threads) == (decode, torch)
-    assert plan.decode_workers + plan.torch_threads <= max(cores, 2)
+@pytest.mark.parametrize("cores", [1, 2, 8, 16])
+def test_thread_plan_starts_with_the_cores_for_torch(cores):
+    plan = thread_plan(cores)  # re-exported; the planner's tests are in test_threads.py
+    assert (plan.decode_workers, plan.torch_threads) == (1, cores)

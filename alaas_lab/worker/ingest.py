@@ -10,6 +10,13 @@ so a warm push reads no image bytes at all. The rest flow through a
       → embed (one thread, torch_threads intra-op threads, dynamic batches)
       → store (cache append + in-memory matrix)
 
+A push starts from the worker's :class:`~alaas_lab.threads.ThreadPlan` (all cores to
+torch, one decode thread, 32 fetches in flight); every few batches the pipeline
+measures its stages and :func:`~alaas_lab.threads.replan` moves threads to the
+slowest one (more fetches in flight, another decode thread, torch threads given up
+to a busy decode pool). The embed thread applies the torch thread count before each
+batch.
+
 An item that cannot be fetched or decoded becomes a quarantine record that the
 remaining stages pass through untouched; it is journaled and reported, and the
 rest of the pool proceeds.
@@ -23,6 +30,7 @@ a time) and their results are stored as they complete. See ``docs/dask.md``.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,12 +42,16 @@ from .._failpoints import failpoint
 from ..cache import content_identity, item_identity
 from ..data import Decoder, Fetcher, Quarantine, quarantine
 from ..errors import InputError
-from ..pipeline import Pipeline, PipelineError, Stage, StageStats, ThreadPlan
+from ..pipeline import Pipeline, PipelineError, Stage, StageRate, StageStats
+from ..threads import ThreadPlan, replan
 from .state import PoolSession
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
+
+FETCH_BATCH = 8  # URIs per fetch call: requests in flight = active fetch threads × this
+MAX_FETCH_IN_FLIGHT = 256
 
 
 @dataclass
@@ -67,7 +79,7 @@ class Ingestor:
     ----------
     session : PoolSession
     plan : ThreadPlan
-        Decode threads and fetch concurrency (torch threads are set by the worker).
+        The plan each push starts from; the pipeline re-plans as it measures.
     fetcher : Fetcher, optional
         Defaults to one built from the config's ``data.storage_options``.
     executor : DaskExecutor, optional
@@ -81,6 +93,7 @@ class Ingestor:
                  fetcher: Fetcher | None = None, executor: Any = None) -> None:
         self.session = session
         self.plan = plan
+        self.live_plan = plan  # the current push's plan, re-planned as it runs
         data = session.config.data
         self.fetcher = fetcher or Fetcher(data.storage_options or None,
                                           max_in_flight=plan.fetch_in_flight)
@@ -93,6 +106,7 @@ class Ingestor:
 
             self.executor = DaskExecutor(session.config.executor.address)
         self.progress_interval = 0.5  # seconds between progress reports
+        self.plan_interval = 0.2  # least seconds between two re-plans of a push
 
     # ------------------------------------------------------------ entry points
     def push_uris(self, uris: Sequence[str], *, infos: dict[str, dict[str, Any]] | None = None,
@@ -125,8 +139,9 @@ class Ingestor:
         if self.executor is not None:
             return self._summary(ids, hits, self._run_remote(misses, on_progress), t0, n_before)
         stages = [
-            Stage("fetch", self._fetch, workers=4,
-                  batch_size=max(1, self.plan.fetch_in_flight // 4), passthrough=_is_bad),
+            Stage("fetch", self._fetch, workers=max(1, self.plan.fetch_in_flight // FETCH_BATCH),
+                  max_workers=MAX_FETCH_IN_FLIGHT // FETCH_BATCH, batch_size=FETCH_BATCH,
+                  passthrough=_is_bad),
             *self._compute_stages(),
         ]
         embedded = self._run(stages, misses, on_progress)
@@ -208,8 +223,8 @@ class Ingestor:
     def _compute_stages(self) -> list[Stage]:
         model = self.session.config.active_learning.model
         return [
-            Stage("decode", self._decode, workers=self.plan.decode_workers, batch_size=8,
-                  passthrough=_is_bad),
+            Stage("decode", self._decode, workers=self.plan.decode_workers,
+                  max_workers=self.plan.cores, batch_size=8, passthrough=_is_bad),
             Stage("embed", self._embed, batch_size=model.batch_size, max_wait_s=0.02,
                   passthrough=_is_bad),
             Stage("store", self._store, batch_size=256, passthrough=_is_bad),
@@ -249,6 +264,9 @@ class Ingestor:
         largest group's) are quarantined by name instead of failing the batch.
         """
         failpoint("embed")
+        torch = sys.modules.get("torch")  # a backbone without torch needs no threads
+        if torch is not None and torch.get_num_threads() != self.live_plan.torch_threads:
+            torch.set_num_threads(self.live_plan.torch_threads)  # this thread's intra-op pool
         backbone = self.session.backbone
         width = self.session.emb.width
         groups: dict[Any, list[_Item]] = {}
@@ -308,14 +326,32 @@ class Ingestor:
                              "unit": "items", "stages": report["stages"],
                              "wall_s": report["wall_s"]})
 
-        pipe = Pipeline(stages, queue_size=64, on_progress=progress, progress_interval=0.5)
+        self.live_plan = self.plan
+        plans = [self.plan.notes]
+
+        embed_seen: dict[int, float] = {}  # embed capacity by torch threads, this push
+
+        def planner(rates: dict[str, StageRate]) -> dict[str, int]:
+            if "embed" in rates and rates["embed"].capacity > 0:
+                embed_seen[self.live_plan.torch_threads] = rates["embed"].capacity
+            new = replan(self.live_plan, rates, max_fetch_in_flight=MAX_FETCH_IN_FLIGHT,
+                         embed_seen=embed_seen)
+            if new is not self.live_plan:
+                logger.debug("re-plan: %s (rates %s)", new.notes, rates)
+                plans.append(new.notes)
+                self.live_plan = new
+            return {"fetch": new.fetch_in_flight // FETCH_BATCH, "decode": new.decode_workers}
+
+        pipe = Pipeline(stages, queue_size=64, on_progress=progress,
+                        progress_interval=self.progress_interval, planner=planner,
+                        plan_interval=self.plan_interval)
         for out in pipe.run(items):
             if isinstance(out, _Bad):
                 self.session.mark_quarantined(out.item_id, out.record.uri, out.record.stage,
                                               out.record.reason)
             else:
                 done[0] += 1
-        self.last_report = pipe.report()
+        self.last_report = {**pipe.report(), "threads": plans}
         return done[0]
 
     def _run_remote(self, items: list[_Item], on_progress: Progress | None) -> int:
