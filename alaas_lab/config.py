@@ -9,7 +9,7 @@ The shape follows the ALaaS paper's example file and adds what a session needs
       strategy: {type: least_confidence}
       model: {name: resnet18, weights: ~/models/resnet18.pth, batch_size: 32}
       device: cpu
-    al_worker: {protocol: tcp, host: 127.0.0.1, port: 60035, replicas: 1}
+    al_worker: {protocol: tcp, host: 127.0.0.1, port: 60035}
     data: {source: "s3://bucket/pool/*.png", kind: image}
     classes: [cat, dog]
     budget: {total: 1000, per_round: 100}
@@ -20,7 +20,12 @@ The shape follows the ALaaS paper's example file and adds what a session needs
 
 Every key is checked once, here: an unknown key, a missing one or a bad value
 raises :class:`~alaas_lab.errors.ConfigError` naming the key path (for example
-``active_learning.strategy.type``), the value received and what is allowed.
+``active_learning.strategy.type``), the value received and what is allowed. Names
+(strategies, backbones) are checked against the live registries, after the plugins
+are imported. Two keys of the paper's file: ``active_learning.model.hub_name``
+(``pytorch/vision``: the model is torchvision's, ``torchvision/<name>``) and
+``al_worker.replicas``, removed (:data:`REMOVED_KEYS` says what replaces it).
+See ``docs/config.md``.
 """
 
 from __future__ import annotations
@@ -52,9 +57,18 @@ __all__ = [
     "load_config",
 ]
 
-BACKBONES = ("flatten", "resnet18", "minilm", "efficientnet_lite0")
-TORCHVISION_PREFIX = "torchvision/"
 AUTO = "auto"
+#: ``hub_name`` values the worker understands: torch.hub's repository of torchvision
+#: (any ``:ref``), whose models are the installed torchvision's ``torchvision/<name>``.
+TORCHVISION_HUB = "pytorch/vision"
+#: Keys that were parsed and never used, and what to write instead.
+REMOVED_KEYS = {
+    "al_worker.replicas": (
+        "a session has one worker process, which already runs fetch, decode and embed in "
+        "parallel threads sized to the machine's cores; to spread the embedding over more "
+        "processes or machines, set 'executor: {kind: dask, address: tcp://<scheduler>:8786}' "
+        "instead (docs/dask.md), and delete 'replicas'."),
+}
 
 
 def _spec(*, choices: Any = None, minimum: float | None = None, maximum: float | None = None,
@@ -103,9 +117,13 @@ class StrategyConfig:
 class ModelConfig:
     """The backbone that embeds items; only a last layer is trained on top.
 
-    ``name`` is a registered backbone (``flatten``, ``resnet18``, ``minilm``,
-    ``efficientnet_lite0``, or one added by a plugin) or ``torchvision/<model>`` for
-    any torchvision classification model. ``weights`` is a state_dict file, a URL
+    ``name`` is a backbone of the registry (``models.backbone_names()``: the built-in
+    ones and those a plugin registers) or ``torchvision/<model>`` for any torchvision
+    classification model. ``hub_name`` is the paper's torch.hub repository of the
+    model: ``pytorch/vision`` (any ``:ref``) makes ``name`` torchvision's model,
+    ``torchvision/<name>`` with its ImageNet weights, what ``torch.hub.load(hub_name,
+    name, pretrained=True)`` gives; other repositories are refused (the worker never
+    runs code from the network). ``weights`` is a state_dict file, a URL
     (http, https, s3, file; fetched once into torch's hub cache) or, for
     ``torchvision/<model>``, a weights enum name such as ``IMAGENET1K_V1``.
     ``sha256`` checks what a URL or file holds; ``input_size`` overrides the side the
@@ -121,17 +139,20 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         from .models import backbone_names
+        from .models._registry import TORCHVISION_PREFIX
 
         name = self.name
         if not isinstance(name, str):
             raise ConfigError(_bad("active_learning.model.name", name, "a string"))
+        if self.hub_name is not None:
+            name = _from_hub(self.hub_name, name)
+            object.__setattr__(self, "name", name)
         if name.startswith(TORCHVISION_PREFIX):
             if not name[len(TORCHVISION_PREFIX):]:
                 raise ConfigError(_bad("active_learning.model.name", name,
                                        "torchvision/<model>, e.g. torchvision/efficientnet_b0"))
         else:
-            allowed = [*BACKBONES, *(n for n in backbone_names() if n not in BACKBONES),
-                       f"{TORCHVISION_PREFIX}<model>"]
+            allowed = [*backbone_names(), f"{TORCHVISION_PREFIX}<model>"]
             if name not in allowed:
                 close = difflib.get_close_matches(name, allowed, n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -143,6 +164,27 @@ class ModelConfig:
                 raise ConfigError(_bad("active_learning.model.sha256", self.sha256,
                                        "the file's sha256 in hex (at least its first 8 digits)"))
             object.__setattr__(self, "sha256", digest)
+
+
+def _from_hub(hub_name: str, name: str) -> str:
+    """The backbone ``torch.hub.load(hub_name, name, pretrained=True)`` stands for.
+
+    ``pytorch/vision[:ref]`` is torchvision's repository: its ``resnet18`` is the
+    installed torchvision's ``torchvision/resnet18`` (the ref is not fetched; the
+    weights are the model's ImageNet ``DEFAULT``). Anything else raises, with the
+    routes that do work.
+    """
+    from .models._registry import TORCHVISION_PREFIX
+
+    repo = hub_name.strip().partition(":")[0].rstrip("/").lower()
+    if repo in (TORCHVISION_HUB, f"github.com/{TORCHVISION_HUB}"):
+        return name if name.startswith(TORCHVISION_PREFIX) else TORCHVISION_PREFIX + name
+    raise ConfigError(
+        f"config key 'active_learning.model.hub_name' has {hub_name!r}; only "
+        f"'{TORCHVISION_HUB}' (torchvision's models) is understood, because the worker never "
+        "runs model code fetched from the network. Delete hub_name and name a backbone "
+        "(models.backbone_names()), 'torchvision/<model>', or your own model registered by a "
+        "plugin (models.register_backbone) or exported with name: torchscript.")
 
 
 @dataclass(frozen=True)
@@ -168,7 +210,6 @@ class WorkerConfig:
     host: str = "127.0.0.1"
     port: int = field(default=0, metadata=_spec(minimum=0, maximum=65535,
                                                 doc="0 picks a free port"))
-    replicas: int = field(default=1, metadata=_spec(minimum=1, maximum=64))
     curve_dir: str | None = None  # CURVE keys (alaas-lab keygen); required beyond loopback
     idle_timeout: float = field(default=4 * 3600.0, metadata=_spec(
         minimum=0.0, doc="seconds with no request and no job before the worker exits; 0: never"))
@@ -394,6 +435,9 @@ def _build(cls: type, raw: Any, *, path: str) -> Any:
     for key in raw:
         if key not in fields:
             where = f"{path}.{key}" if path else str(key)
+            if where in REMOVED_KEYS:
+                raise ConfigError(f"config key '{where}' is no longer read: "
+                                  f"{REMOVED_KEYS[where]}")
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown config key '{where}'.{hint} "
