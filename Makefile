@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 USER_ID    ?= $(shell id -u)
 LAB_FLAGS  ?= $(if $(filter 0,$(USER_ID)),--allow-root)
 
-.PHONY: setup lab demo test lint bench-env clean
+.PHONY: setup lab demo test test-js lint bench-env clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,18 @@ demo: setup
 	$(VENV)/bin/alaas-lab demo
 
 lint: setup
-	$(VENV)/bin/ruff check alaas_lab tests benchmarks
+	$(VENV)/bin/ruff check alaas_lab tests benchmarks notebooks
 
-## The whole test suite (lint included).
-test: lint
+## The whole test suite: lint, the front end's unit tests (Node), then pytest.
+test: lint test-js
 	$(PY) -m pytest
+
+## The widgets' pure front-end logic (js/*.js) under Node's built-in test runner.
+test-js:
+	@command -v node >/dev/null 2>&1 || { echo "make test-js: node is not on PATH;" \
+		"install Node.js >= 18 (https://nodejs.org) to run the front end's tests" \
+		"(tests/js/*.test.mjs)." >&2; exit 1; }
+	node --test tests/js/*.test.mjs
 
 ## Peers for benchmarks/strategies.py live in their own environment.
 bench-env: setup

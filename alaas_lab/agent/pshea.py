@@ -70,6 +70,7 @@ from typing import Any
 
 from ..errors import InputError
 from .forecast import Forecast, forecast
+from .story import pshea_story
 
 __all__ = ["STATE_VERSION", "Decision", "Plan", "Pshea"]
 
@@ -557,6 +558,10 @@ class Pshea:
         obj.stop_reason = s["stop_reason"]
         obj.winner = s["winner"]
         return obj
+
+    def story(self) -> str:
+        """The run so far in words, one line per round (:func:`~.story.pshea_story`)."""
+        return pshea_story(self)
 
     def __repr__(self) -> str:
         state = f"stopped: {self.stop_reason}" if self.stopped else f"round {self.round}"
