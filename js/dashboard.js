@@ -3,65 +3,18 @@
 // forecaster's predictions. ×: where PSHEA eliminated a strategy. Traits are
 // listed in alaas_lab/widgets/dashboard.py; the SVG is drawn here, no network.
 
-const SVG = "http://www.w3.org/2000/svg";
+import { announcer, h, s } from "./dom.js";
+import { beatTimeoutMs } from "./heartbeat.js";
+import { num, pct } from "./format.js";
+import { suspectCard } from "./review.js";
+import {
+  accuracyRange, accuracyTicks, chartSize, linePath, MARGIN as M, roundRange, roundTicks, scales,
+  strategyColors,
+} from "./chart.js";
+
 // strategy colours: CSS variables --alaas-series-0 … 7 (alaas.css, from JupyterLab's --jp-*)
 const N_SERIES = 8;
 const SEED_COLOR = "var(--alaas-seed)";
-const M = { l: 52, r: 18, t: 16, b: 38 };
-
-// FNV-1a: a strategy's colour follows from its name, not from the order names arrived in
-function hashName(name) {
-  let x = 0x811c9dc5;
-  for (const ch of name) {
-    x ^= ch.codePointAt(0);
-    x = Math.imul(x, 0x01000193);
-  }
-  return x >>> 0;
-}
-
-// One colour per strategy: its name's hash picks a slot; two names on one slot are
-// parted in name order. The same names always get the same colours (a worker
-// restart, a new kernel, another order of arrival), and a name keeps its colour in
-// every session where it does not collide.
-export function strategyColors(names) {
-  const slots = new Map();
-  const taken = new Set();
-  for (const name of [...new Set(names)].sort()) {
-    let i = hashName(name) % N_SERIES;
-    for (let n = 0; taken.has(i) && n < N_SERIES; n++) i = (i + 1) % N_SERIES;
-    taken.add(i);
-    slots.set(name, `var(--alaas-series-${i})`);
-  }
-  return slots;
-}
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v === null || v === undefined) continue;
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
-  }
-  return node;
-}
-
-function s(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v !== null && v !== undefined) node.setAttribute(k, String(v));
-  }
-  for (const c of children) {
-    if (c === null || c === undefined) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
-
-const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
-const num = (v) => typeof v === "number" && Number.isFinite(v);
 
 function render({ model, el }) {
   const root = h("div", { class: "alaas alaas-dashboard", role: "region",
@@ -88,7 +41,7 @@ function render({ model, el }) {
   let lastBeat = performance.now();
   let commDead = false;
   let silent = false;
-  const beatTimeout = () => 1000 * Math.max(6, 3 * (model.get("heartbeat_s") || 2) + 1);
+  const beatTimeout = () => beatTimeoutMs(model.get("heartbeat_s"));
   const alive = () => !commDead && !silent;
   const onBeat = () => {
     lastBeat = performance.now();
@@ -101,10 +54,7 @@ function render({ model, el }) {
     if (now !== silent) { silent = now; updateHeader(); }
   }, 1000);
 
-  let lastAnnounced = "";
-  function announce(text) {
-    if (text && text !== lastAnnounced) { lastAnnounced = text; live.textContent = text; }
-  }
+  const announce = announcer(live);
 
   // the chart is drawn at the width it has, so its text stays 11 px at any width
   let width = 0;
@@ -115,7 +65,7 @@ function render({ model, el }) {
   resize.observe(chart);
 
   function colorOf() {
-    const colors = strategyColors(model.get("strategies") || []);
+    const colors = strategyColors(model.get("strategies") || [], N_SERIES);
     return (name) => colors.get(name) || SEED_COLOR;
   }
 
@@ -185,7 +135,20 @@ function render({ model, el }) {
       card("Best top-1", best ? pct(best.top1) : "–",
         best ? `${best.strategy}, round ${best.round}${num(target) ? ` · target ${pct(target)}` : ""}`
           : num(target) ? `target ${pct(target)}` : ""),
-      racing(strategies, active, eliminations, seedNames()));
+      racing(strategies, active, eliminations, seedNames()),
+      suspects());
+  }
+
+  // suspect labels: found (open), confirmed and corrected by a review
+  function suspects() {
+    const s = model.get("suspects") || {};
+    const { value, sub } = suspectCard(s);
+    const node = card("Suspect labels", value ?? "–", sub);
+    node.dataset.suspects = "";
+    node.dataset.open = String(s.open ?? "");
+    node.dataset.confirmed = String(s.confirmed ?? "");
+    node.dataset.corrected = String(s.corrected ?? "");
+    return node;
   }
 
   function drawChart(results, forecasts, eliminations) {
@@ -198,30 +161,24 @@ function render({ model, el }) {
         "No round finished yet: the curves appear when the first round is labeled."));
       return;
     }
-    const W = Math.max(280, width || chart.clientWidth || 800);
-    const H = Math.round(Math.min(300, Math.max(200, W * 0.375)));
-    const rounds = [...results, ...forecasts, ...eliminations].map((r) => r.round).filter(num);
-    const r0 = Math.min(...rounds), r1 = Math.max(...rounds, r0 + 1);
+    const { W, H } = chartSize(width || chart.clientWidth || 800);
+    const [r0, r1] = roundRange([...results, ...forecasts, ...eliminations].map((r) => r.round)
+      .filter(num));
     const values = [...results.map((r) => r.top1), ...forecasts.map((f) => f.predicted)]
       .filter(num);
     if (num(target)) values.push(target);
-    let lo = Math.max(0, Math.floor((Math.min(...values) - 0.02) * 10) / 10);
-    let hi = Math.min(1, Math.ceil((Math.max(...values) + 0.02) * 10) / 10);
-    if (hi - lo < 0.2) { if (hi >= 1) lo = Math.max(0, hi - 0.2); else hi = Math.min(1, lo + 0.2); }
-    const x = (r) => M.l + ((r - r0 + 0.35) / (r1 - r0 + 0.7)) * (W - M.l - M.r);
-    const y = (v) => H - M.b - ((v - lo) / (hi - lo)) * (H - M.t - M.b);
+    const [lo, hi] = accuracyRange(values);
+    const { x, y } = scales({ r0, r1, lo, hi, W, H });
 
     const best = results.filter((r) => num(r.top1)).sort((a, b) => b.top1 - a.top1)[0];
     const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
       "aria-label": `Top-1 accuracy per round for ${strategies.join(", ")}: actual and forecast` +
         (best ? `; best ${pct(best.top1)} by ${best.strategy} in round ${best.round}` : "") });
-    const step = hi - lo > 0.45 ? 0.1 : 0.05;
-    for (let v = lo; v <= hi + 1e-9; v += step) {
+    for (const v of accuracyTicks(lo, hi)) {
       svg.append(s("line", { class: "alaas-grid", x1: M.l, x2: W - M.r, y1: y(v), y2: y(v) }),
         s("text", { x: M.l - 8, y: y(v) + 4, "text-anchor": "end" }, `${Math.round(v * 100)}%`));
     }
-    const every = Math.max(1, Math.ceil((r1 - r0 + 1) / Math.max(2, Math.floor((W - M.l - M.r) / 48))));
-    for (let r = r0; r <= r1; r += every) {
+    for (const r of roundTicks(r0, r1, W - M.l - M.r)) {
       svg.append(s("line", { class: "alaas-axis", x1: x(r), x2: x(r), y1: H - M.b, y2: H - M.b + 4 }),
         s("text", { x: x(r), y: H - M.b + 17, "text-anchor": "middle" }, r));
     }
@@ -233,7 +190,7 @@ function render({ model, el }) {
       svg.append(s("line", { class: "alaas-target", x1: M.l, x2: W - M.r, y1: y(target), y2: y(target) }),
         s("text", { x: W - M.r - 4, y: y(target) - 5, "text-anchor": "end" }, `target ${pct(target)}`));
     }
-    const path = (pts) => pts.map(([a, b], i) => `${i ? "L" : "M"}${x(a).toFixed(1)},${y(b).toFixed(1)}`).join("");
+    const path = (pts) => linePath(pts, x, y);
     const seeds = seedNames();
     const seedPoints = results.filter((r) => seeds.has(r.strategy) && num(r.top1))
       .sort((a, b) => a.round - b.round);
@@ -397,7 +354,7 @@ function render({ model, el }) {
 
   // the status poll only moves the header; data changes redraw once per frame
   const names = ["results", "forecasts", "eliminations", "strategies", "seed", "active", "budget",
-    "round", "target", "outcome", "message"];
+    "round", "target", "outcome", "message", "suspects"];
   let frame = 0;
   const schedule = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; update(); }); };
   for (const n of names) model.on(`change:${n}`, schedule);

@@ -8,58 +8,78 @@
 // Until the kernel acknowledges a message (trait `acked` >= seq) the items it
 // answered stay hidden here, so the view never waits on the kernel.
 //
+// Grid mode (trait `grid` > 0): the kernel's open page (`page`, `page_data`) is shown
+// as thumbnails grouped by predicted class, each marked "proposed" until a class is
+// set. Arrows (or a click) move the cursor, a class key sets the class of the item
+// under it ({type: "choose"}), Space leaves it out ({type: "page_skip"}), Enter
+// confirms the page ({type: "confirm_page", page_id}); nothing is sent as a label
+// before Enter. Choices show at once and count as the page's until acknowledged.
+//
 // The kernel side says it is alive by bumping `heartbeat` every `heartbeat_s`
 // seconds; a view that hears nothing for a while (or whose comm the widget manager
 // marks dead, as on a kernel restart) says it is disconnected and refuses keys.
+//
+// This file is the view (DOM, events); the rules it follows are pure modules beside
+// it, tested under Node (tests/js/): keymap.js (which key does what), answers.js (seq
+// numbers, answers in flight, what shows next), page.js (grid mode's page and cursor),
+// items.js (how an item is named), review.js (review mode). The kernel inlines them
+// (front_end_module).
+//
+// Review mode (trait `mode` "review", one item at a time): the slots hold suspect labels
+// (each slot's `review`: the human's label, the out-of-fold head's class). Enter keeps
+// the label ({type: "accept"}), a class key corrects it ({type: "answer"}), Space leaves
+// it, Backspace undoes; "Review N suspects" ({type: "review"}) and "Back to labeling"
+// ({type: "label_mode"}) switch modes.
 
-const SCROLL_KEYS = new Set(["ArrowDown", "ArrowUp", "ArrowLeft", "ArrowRight", "PageDown",
-  "PageUp", "Home", "End"]);
+import { Outbox, itemMessage, shownProgress, visibleSlots } from "./answers.js";
+import { announcer, h } from "./dom.js";
+import { beatTimeoutMs } from "./heartbeat.js";
+import { itemName, shortUri } from "./items.js";
+import { keyIntent, keyTable, scrollStep } from "./keymap.js";
+import {
+  PageEdits, cellLabel, cellState, cellText, missingOf, nextCursor, pageCounts, pageKey,
+  proposalGroups,
+} from "./page.js";
+import {
+  reviewAction, reviewButtonText, reviewLine, reviewMessage, reviewProgress,
+} from "./review.js";
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v === null || v === undefined) continue;
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? "" : String(v));
+// What the view reads from the kernel instead of repeating it (labeler.py's traits
+// n_slots, undo_depth): a missing or odd value means the kernel side is another version.
+function contractInt(model, name) {
+  const value = model.get(name);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`alaas_lab labeling widget: the trait ${name} is ${JSON.stringify(value)}, ` +
+      "not a positive int; the kernel's alaas_lab and this view differ: restart the kernel " +
+      "and run %alaas label again.");
   }
-  for (const c of children.flat()) {
-    if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
-  }
-  return node;
-}
-
-function shortUri(uri) {
-  if (!uri) return "";
-  if (uri.startsWith("array:")) return `array:${uri.slice(6, 14)}…`;
-  return uri.length > 60 ? `…${uri.slice(-58)}` : uri;
-}
-
-// what a person (or a screen reader) calls the item: its file name, not its pool id
-export function itemName(meta) {
-  const uri = meta.uri || "";
-  if (uri.startsWith("array:")) return `array item ${uri.slice(6, 14)}`;
-  if (uri.startsWith("text:")) return `text item ${uri.slice(5, 13)}`;
-  const tail = uri.replace(/[?#].*$/, "").split("/").filter(Boolean).pop();
-  if (!tail) return `item ${meta.item_id}`;
-  try { return decodeURIComponent(tail); } catch { return tail; }
+  return value;
 }
 
 function render({ model, el }) {
+  const gridSize = model.get("grid") || 0;
   const root = h("div", {
-    class: "alaas alaas-labeler",
+    class: gridSize ? "alaas alaas-labeler alaas-labeler-grid" : "alaas alaas-labeler",
     tabindex: "0",
     "data-lm-suppress-shortcuts": "true",
     role: "application",
     "aria-roledescription": "labeling widget",
-    "aria-label": "Labeling: press a class key to answer",
+    "aria-label": gridSize
+      ? "Labeling a page: arrows choose an item, a class key sets its class, Enter confirms the page"
+      : "Labeling: press a class key to answer",
   });
   el.append(root);
 
   // ---- layout ---------------------------------------------------------
   const stateBadge = h("span", { class: "alaas-badge" });
+  const pageInfo = h("span", { class: "alaas-muted", hidden: !gridSize });
+  const title = h("span", { class: "alaas-title" }, "Label");
+  const reviewButton = h("button", { class: "alaas-btn alaas-btn-small alaas-review-open",
+    type: "button", hidden: true }, "Review suspect labels");
+  const backButton = h("button", { class: "alaas-btn alaas-btn-small alaas-review-back",
+    type: "button", hidden: true }, "Back to labeling");
   const header = h("div", { class: "alaas-header" },
-    h("span", { class: "alaas-title" }, "Label"), stateBadge,
+    title, stateBadge, pageInfo, reviewButton, backButton,
     h("span", { class: "alaas-spacer" }));
   const labelerName = h("span", { class: "alaas-muted" });
   header.append(labelerName);
@@ -77,7 +97,8 @@ function render({ model, el }) {
   const budgetBar = bar("Budget", "alaas-bar-fill-2");
   const progress = h("div", { class: "alaas-progress" }, roundBar.row, budgetBar.row);
 
-  const nSlots = model.get("n_slots") || 6;
+  const nSlots = contractInt(model, "n_slots");
+  const undoDepth = contractInt(model, "undo_depth");
   const stage = h("div", { class: "alaas-stage" });
   const slotViews = [];
   for (let i = 0; i < nSlots; i++) {
@@ -91,14 +112,19 @@ function render({ model, el }) {
     url: null, data: null, key: null };
   const zoomNote = h("span", { class: "alaas-zoom-note", hidden: true });
   const placeholder = h("div", { class: "alaas-placeholder" });
-  stage.append(zoom.node, zoomNote, placeholder);
+  const gridBox = h("div", { class: "alaas-grid", role: "listbox", "aria-label": "Page of items",
+    hidden: true });
+  stage.append(zoom.node, zoomNote, gridBox, placeholder);
+  if (gridSize) stage.classList.add("alaas-stage-grid");
 
   const strategyChip = h("span", { class: "alaas-chip" });
   const suggestion = h("span", { class: "alaas-suggestion", hidden: true });
   const itemMeta = h("span", { class: "alaas-muted alaas-item-meta" });
+  const reviewInfo = h("span", { class: "alaas-review-line", hidden: true });
   const fullButton = h("button", { class: "alaas-btn alaas-btn-small", type: "button",
     "aria-pressed": "false", hidden: true }, "Full size");
-  const meta = h("div", { class: "alaas-meta" }, strategyChip, suggestion, itemMeta, fullButton);
+  const meta = h("div", { class: "alaas-meta" }, strategyChip, suggestion, reviewInfo, itemMeta,
+    fullButton);
 
   const classRow = h("div", { class: "alaas-classes", role: "group", "aria-label": "Classes" });
   const skipButton = h("button", { class: "alaas-btn alaas-btn-secondary", type: "button",
@@ -110,7 +136,16 @@ function render({ model, el }) {
   "Undo", h("kbd", { "aria-hidden": "true" }, "⌫"), undoCount);
   const hint = h("span", { class: "alaas-hint" });
   const recent = h("span", { class: "alaas-recent", "aria-label": "Last answers" });
-  const actions = h("div", { class: "alaas-actions" }, skipButton, undoButton, recent, hint);
+  const confirmButton = h("button", { class: "alaas-btn alaas-btn-primary", type: "button",
+    "aria-keyshortcuts": "Enter", hidden: !gridSize },
+  "Confirm page", h("kbd", { "aria-hidden": "true" }, "Enter"));
+  const pageSummary = h("span", { class: "alaas-page-summary", hidden: !gridSize });
+  const actions = h("div", { class: "alaas-actions" }, confirmButton, skipButton, undoButton,
+    recent, hint);
+  if (gridSize) {
+    skipButton.setAttribute("aria-label", "Skip the selected item: leave it out of this page");
+    classRow.setAttribute("aria-label", "Classes for the selected item");
+  }
 
   const message = h("div", { class: "alaas-message" });
   const errorText = h("span", {});
@@ -122,11 +157,14 @@ function render({ model, el }) {
   const live = h("div", { class: "alaas-sr-only", role: "status", "aria-live": "polite",
     "aria-atomic": "true" });
 
-  root.append(header, gone, progress, errorBox, stage, meta, classRow, actions, message, live);
+  root.append(header, gone, progress, errorBox, stage, meta, pageSummary, classRow, actions,
+    message, live);
+
+  // review mode: the suspect labels (never with grid mode)
+  const reviewing = () => !gridSize && model.get("mode") === "review";
 
   // ---- local state -----------------------------------------------------
-  let nextSeq = (model.get("acked") || 0) + 1;
-  let pending = []; // {seq, kind, item_id} sent but not acknowledged
+  const outbox = new Outbox(model.get("acked") || 0); // messages sent, not yet acknowledged
   let classButtons = [];
   let table = new Map();
   // a note of this view's own, with the condition that ends it
@@ -134,13 +172,18 @@ function render({ model, el }) {
   let zoomed = false; // "Full size" pressed for the item shown now
   let zoomItem = null;
   let focused = false;
-  let lastAnnounced = "";
+  const announce = announcer(live);
+  // grid mode
+  let cursor = 0; // index of the selected item in the page's order
+  const edits = new PageEdits(); // choices, skips and a confirm_page not yet acknowledged
+  let gridKey = null;
+  let cells = []; // {node, label, tag, url, item_id}
 
   // ---- is the kernel side still there? -----------------------------------
   let lastBeat = performance.now();
   let commDead = false;
   let silent = false;
-  const beatTimeout = () => 1000 * Math.max(6, 3 * (model.get("heartbeat_s") || 2) + 1);
+  const beatTimeout = () => beatTimeoutMs(model.get("heartbeat_s"));
   function alive() { return !commDead && !silent; }
   function onBeat() {
     lastBeat = performance.now();
@@ -159,20 +202,14 @@ function render({ model, el }) {
   }, 1000);
 
   function send(msg) {
-    const seq = Math.max(nextSeq, (model.get("acked") || 0) + 1);
-    nextSeq = seq + 1;
-    model.send({ ...msg, seq });
-    return seq;
+    const stamped = outbox.stamp(msg, model.get("acked") || 0);
+    model.send(stamped);
+    return stamped.seq;
   }
 
   function visible() {
-    const acked = model.get("acked") || 0;
-    pending = pending.filter((p) => p.seq > acked);
-    const hidden = new Set(pending.filter((p) => p.item_id !== undefined)
-      .map((p) => p.item_id));
-    const slots = model.get("slots") || [];
-    return (model.get("order") || []).filter((s) => slots[s] && slots[s].item_id !== undefined
-      && !hidden.has(slots[s].item_id));
+    const hidden = outbox.hiddenItems(model.get("acked") || 0);
+    return visibleSlots(model.get("order") || [], model.get("slots") || [], hidden);
   }
 
   function current() {
@@ -184,20 +221,7 @@ function render({ model, el }) {
 
   // ---- keyboard: one event.code table ------------------------------------
   function buildTable() {
-    table = new Map();
-    const codes = model.get("key_codes") || [];
-    codes.forEach((code, index) => {
-      if (!code) return;
-      table.set(code, { kind: "label", index });
-      if (code.startsWith("Digit")) table.set(`Numpad${code.slice(5)}`, { kind: "label", index });
-    });
-    const acts = model.get("action_codes") || {};
-    if (acts.skip) table.set(acts.skip, { kind: "skip" });
-    if (acts.undo) table.set(acts.undo, { kind: "undo" });
-    if (acts.accept) {
-      table.set(acts.accept, { kind: "accept" });
-      if (acts.accept === "Enter") table.set("NumpadEnter", { kind: "accept" });
-    }
+    table = keyTable(model.get("key_codes") || [], model.get("action_codes") || {});
   }
 
   // the element that shows the current item and can scroll (long text, full size)
@@ -211,17 +235,7 @@ function render({ model, el }) {
   function scrollItem(ev) {
     const target = scroller();
     if (!target) return false;
-    const line = 40;
-    const page = Math.max(line, target.clientHeight - line);
-    const pageX = Math.max(line, target.clientWidth - line);
-    const moves = {
-      ArrowDown: [0, line], ArrowUp: [0, -line], ArrowRight: [line, 0], ArrowLeft: [-line, 0],
-      PageDown: [0, page], PageUp: [0, -page],
-      Home: [-target.scrollWidth, -target.scrollHeight], End: [target.scrollWidth, target.scrollHeight],
-    };
-    const [dx, dy] = moves[ev.key] || [0, 0];
-    if (ev.shiftKey && (ev.key === "PageDown" || ev.key === "PageUp")) target.scrollBy(Math.sign(dy) * pageX, 0);
-    else target.scrollBy(dx, dy);
+    target.scrollBy(...scrollStep(ev.key, ev.shiftKey, target));
     return true;
   }
 
@@ -234,27 +248,32 @@ function render({ model, el }) {
   }
 
   function onKeyDown(ev) {
-    if (ev.ctrlKey || ev.metaKey || ev.altKey) return; // chords go on to JupyterLab
-    const onButton = ev.target !== root && ev.target.closest("button");
-    if (onButton && (ev.key === "Enter" || ev.key === " ")) {
-      ev.stopPropagation(); // the focused button's own click; no notebook shortcut
-      return;
-    }
-    const action = table.get(ev.code);
-    if (!action) {
-      if (ev.key === "Escape") {
+    const onButton = ev.target !== root && Boolean(ev.target.closest?.("button"));
+    const intent = keyIntent(ev, table, { grid: gridSize > 0, onButton });
+    switch (intent.kind) {
+      case "chord": // JupyterLab's
+      case "tab":
+        return;
+      case "button": // the focused button's own click; no notebook shortcut
+        ev.stopPropagation();
+        return;
+      case "leave":
         ev.stopPropagation();
         leave();
-      } else if (ev.key !== "Tab") {
-        ev.stopPropagation(); // no notebook shortcut while labeling
-        if (SCROLL_KEYS.has(ev.key) && scrollItem(ev)) ev.preventDefault();
-      }
-      return;
+        return;
+      case "scroll":
+        ev.stopPropagation();
+        if (scrollItem(ev)) ev.preventDefault();
+        return;
+      case "swallow": // no notebook shortcut while labeling
+        ev.stopPropagation();
+        return;
+      default: // move, act, held (holding a key must not label a run of items)
+        ev.preventDefault();
+        ev.stopPropagation();
+        if (intent.kind === "move") moveCursor(intent.key);
+        else if (intent.kind === "act") perform(intent.action);
     }
-    ev.preventDefault();
-    ev.stopPropagation();
-    if (ev.repeat) return; // holding a key must not label a run of items
-    perform(action);
   }
 
   function leave() {
@@ -299,12 +318,17 @@ function render({ model, el }) {
     }
     if (action.kind === "undo") {
       if (!(model.get("history") || []).length) {
-        note = { text: `Nothing to undo (the last ${model.get("undo_depth") || 10} actions can be taken back).`,
+        note = { text: `Nothing to undo (the last ${undoDepth} actions can be taken back).`,
           until: () => (model.get("history") || []).length > 0 };
       } else {
-        pending.push({ seq: send({ type: "undo" }), kind: "undo" });
+        outbox.sent(send({ type: "undo" }), "undo");
       }
       flash(undoButton);
+      update();
+      return;
+    }
+    if (gridSize) {
+      performOnPage(action);
       update();
       return;
     }
@@ -316,25 +340,17 @@ function render({ model, el }) {
       return;
     }
     const item_id = cur.meta.item_id;
-    if (action.kind === "skip") {
-      pending.push({ seq: send({ type: "skip", item_id }), kind: "skip", item_id });
-      flash(skipButton);
-    } else if (action.kind === "accept") {
-      const s = cur.meta.suggestion;
-      const index = s ? (model.get("classes") || []).indexOf(s.label) : -1;
-      if (index < 0) {
-        note = { text: "No model suggestion for this item yet: press its class key.",
-          until: () => { const c = current(); return !c || c.meta.item_id !== item_id; } };
-        update();
-        return;
-      }
-      pending.push({ seq: send({ type: "accept", item_id }), kind: "answer", item_id });
-      flash(classButtons[index]);
-    } else {
-      const label = model.get("classes")[action.index];
-      pending.push({ seq: send({ type: "answer", item_id, label }), kind: "answer", item_id });
-      flash(classButtons[action.index]);
+    const out = reviewing()
+      ? reviewMessage(cur.meta, action, model.get("classes") || [])
+      : itemMessage(cur.meta, action, model.get("classes") || []);
+    if (!out) { // Enter on an item without a suggestion
+      note = { text: "No model suggestion for this item yet: press its class key.",
+        until: () => { const c = current(); return !c || c.meta.item_id !== item_id; } };
+      update();
+      return;
     }
+    outbox.sent(send(out.msg), out.kind, item_id);
+    flash(out.index < 0 ? skipButton : classButtons[out.index]);
     update();
   }
 
@@ -349,6 +365,9 @@ function render({ model, el }) {
     return node;
   }
   button(skipButton, () => perform({ kind: "skip" }));
+  button(reviewButton, () => { note = null; send({ type: "review" }); });
+  button(backButton, () => { note = null; send({ type: "label_mode" }); });
+  button(confirmButton, () => perform({ kind: "accept" }));
   button(undoButton, () => perform({ kind: "undo" }));
   button(retryButton, () => send({ type: "retry" }));
   button(fullButton, () => {
@@ -362,6 +381,121 @@ function render({ model, el }) {
     const full = model.get("full") || {};
     if (full.item_id === meta.item_id && full.state !== "error") return;
     send({ type: "full_size", item_id: meta.item_id });
+  }
+
+  // ---- grid mode: the page -------------------------------------------------
+  // the page as the kernel holds it, with this view's choices not yet acknowledged
+  function pageItems() { return edits.items(model.get("page") || [], model.get("acked") || 0); }
+
+  function performOnPage(action) {
+    const items = pageItems();
+    if (!items.length || edits.saving) {
+      note = { text: edits.saving ? "Saving the page…" : "No page to label yet.",
+        until: () => !edits.saving && pageItems().length > 0 };
+      return;
+    }
+    cursor = Math.min(cursor, items.length - 1);
+    const out = pageKey(items, cursor, action, model.get("classes") || [], model.get("page_id"));
+    if (out.kind === "choose" || out.kind === "skip") {
+      edits.mark(out.item_id, out.patch, send(out.msg));
+      flash(out.kind === "skip" ? skipButton : classButtons[out.index]);
+      if (out.kind === "choose") cursor = out.cursor; // on to the next thumbnail
+    } else if (out.kind === "missing") {
+      const n = out.missing.length;
+      cursor = out.cursor;
+      note = { text: `Not confirmed: ${n} item${n > 1 ? "s have" : " has"} ` +
+        "no proposal. Give each a class (click it or use the arrows, then its key) or skip it, " +
+        "then press Enter.", until: () => missingOf(pageItems()).length === 0 };
+    } else {
+      edits.confirming = send(out.msg);
+      flash(confirmButton);
+    }
+  }
+
+  function moveCursor(key) {
+    const n = cells.length;
+    if (!n) return;
+    cursor = nextCursor(key, cursor, n, (i) => cells[i].node.getBoundingClientRect());
+    note = null;
+    update();
+    cells[cursor]?.node.scrollIntoView?.({ block: "nearest", inline: "nearest" });
+  }
+
+  // thumbnails and group boxes, made once per page (object URLs revoked with it)
+  function buildGrid(items) {
+    for (const c of cells) if (c.url) URL.revokeObjectURL(c.url);
+    const data = model.get("page_data") || [];
+    cells = [];
+    const groups = proposalGroups(items).map(({ key, indices }) => {
+      const n = indices.length;
+      const title = h("div", { class: "alaas-group-title" }, key
+        ? h("span", {}, h("b", {}, key), ` · proposed for ${n}`)
+        : h("span", {}, h("b", {}, "No proposal"), ` · ${n} need${n > 1 ? "" : "s"} a class`));
+      const body = h("div", { class: "alaas-group-cells" });
+      for (const i of indices) body.append(buildCell(items[i], data[i]));
+      return h("div", { class: "alaas-group", role: "group", "data-group": key }, title, body);
+    });
+    gridBox.replaceChildren(...groups);
+  }
+
+  function buildCell(m, bytes) {
+    const thumb = h("div", { class: "alaas-cell-thumb" });
+    let url = null;
+    if (m.kind === "image" && bytes && bytes.byteLength) {
+      url = URL.createObjectURL(new Blob([bytes], { type: m.mime || "image/png" }));
+      const img = h("img", { alt: "", draggable: "false" });
+      img.addEventListener("load", () => img.classList.toggle("alaas-crisp-thumb",
+        Math.max(img.naturalWidth, img.naturalHeight) <= 160));
+      img.src = url;
+      thumb.append(img);
+    } else if (m.kind === "text") {
+      thumb.append(h("div", { class: "alaas-cell-text" }, (m.text || "").slice(0, 160)));
+    } else {
+      thumb.append(h("div", { class: "alaas-cell-text" }, m.kind === "array"
+        ? (m.values || []).slice(0, 8).map((v) => v.toFixed(2)).join(" ") : "cannot be shown"));
+    }
+    const label = h("b", { class: "alaas-cell-label" });
+    const tag = h("span", { class: "alaas-cell-tag" });
+    const node = h("div", { class: "alaas-cell", role: "option", "data-item-id": m.item_id,
+      title: itemName(m) }, thumb, h("div", { class: "alaas-cell-answer" }, label, tag));
+    node.addEventListener("click", () => {
+      cursor = cells.findIndex((c) => c.node === node);
+      note = null;
+      update();
+    });
+    cells.push({ node, label, tag, url, item_id: m.item_id });
+    return node;
+  }
+
+  function syncGrid(items, showing) {
+    const key = showing ? `${model.get("page_id")}:${items.map((m) => m.seq).join(",")}` : null;
+    if (key !== gridKey) {
+      const samePage = gridKey && key && gridKey.split(":")[0] === key.split(":")[0];
+      gridKey = key;
+      if (!samePage) cursor = 0;
+      if (key) buildGrid(items);
+      else {
+        for (const c of cells) if (c.url) URL.revokeObjectURL(c.url);
+        cells = [];
+        gridBox.replaceChildren();
+      }
+    }
+    gridBox.hidden = !showing;
+    if (!showing) return null;
+    cursor = Math.max(0, Math.min(cursor, items.length - 1));
+    items.forEach((m, i) => {
+      const c = cells[i];
+      const [label, tag] = cellText(m);
+      c.node.dataset.state = cellState(m);
+      c.node.dataset.answer = m.answer || "";
+      c.node.setAttribute("aria-selected", String(i === cursor));
+      c.node.setAttribute("aria-label", cellLabel(m));
+      c.label.textContent = label;
+      c.tag.textContent = tag;
+    });
+    root.dataset.cursor = String(items[cursor].item_id);
+    root.dataset.confirming = String(edits.saving);
+    return items[cursor];
   }
 
   // ---- slots: object URLs made once per item, images decoded ahead --------
@@ -469,9 +603,13 @@ function render({ model, el }) {
       const why = (model.get("message") || "closed").replace(/^stopped:\s*/i, "").replace(/\.$/, "");
       return `Stopped: ${why}.`;
     }
+    if (state === "done" && reviewing()) return "No suspect labels left to review.";
     if (state === "done") return "All done: nothing left to label.";
     if (state === "error") return "Stopped by an error (above): Retry when it is fixed.";
     if (cur) return "Loading the item…";
+    if (reviewing()) return state === "starting" ? "Asking the worker for suspect labels…"
+      : "Waiting for suspect labels (the worker scores them after each round)…";
+    if (gridSize && edits.saving) return "Saving the page…";
     if (state === "starting") return "Connecting to the worker…";
     return "Waiting for the next items (the worker is training and selecting)…";
   }
@@ -480,45 +618,58 @@ function render({ model, el }) {
     const why = inactiveReason();
     if (why === "gone") return ["Keys do nothing: the kernel is gone", false];
     if (why === "stopped") return ["Stopped: keys do nothing", false];
-    if (why === "done") return ["Nothing left to label", false];
+    if (why === "done") return [reviewing() ? "Nothing left to review" : "Nothing left to label", false];
     if (why === "error") return ["Keys wait for Retry", false];
     if (!focused) return ["Click here to label with the keyboard", false];
+    if (gridSize && state === "labeling") return ["Keys active: arrows move, a class key sets, Enter confirms", true];
+    if (reviewing() && state === "labeling") return ["Keys active: Enter keeps the label, a class key corrects it", true];
     return [state === "labeling" ? "Keys active: press a class key" : "Keys active", true];
-  }
-
-  function announce(text) {
-    if (text && text !== lastAnnounced) {
-      lastAnnounced = text;
-      live.textContent = text;
-    }
   }
 
   // ---- render ----------------------------------------------------------
   function update() {
     const hadFocus = root.contains(document.activeElement);
     syncSlots();
-    const cur = current();
+    const page = gridSize ? pageItems() : [];
+    const cur = gridSize ? null : current();
     const state = model.get("state");
     const isAlive = alive();
     const viewState = isAlive ? state : "disconnected";
-    const showing = Boolean(cur && cur.meta.loaded && state !== "stopped" && isAlive);
+    const showing = gridSize ? page.length > 0 && state !== "stopped" && isAlive
+      : Boolean(cur && cur.meta.loaded && state !== "stopped" && isAlive);
+    const selected = gridSize ? syncGrid(page, showing) : null;
     if (!cur || cur.meta.item_id !== zoomItem) { zoomed = false; zoomItem = cur ? cur.meta.item_id : null; }
     if (zoomed && (!showing || cur.meta.kind !== "image")) zoomed = false;
-    const zooming = syncZoom(showing ? cur : null);
+    const zooming = syncZoom(showing && cur ? cur : null);
     for (const [i, view] of slotViews.entries()) {
-      view.node.hidden = !showing || cur.slot !== i || zooming;
+      view.node.hidden = !showing || !cur || cur.slot !== i || zooming;
     }
     zoom.node.hidden = !zooming;
     const ph = placeholderText(state, cur);
     placeholder.hidden = showing;
     placeholder.textContent = showing ? "" : ph;
-    if (showing && cur.meta.kind === "image") {
+    if (showing && cur && cur.meta.kind === "image") {
       const img = slotViews[cur.slot].img;
       if (img && img.complete) fitImage(img);
     }
-    root.dataset.itemId = showing ? String(cur.meta.item_id) : "";
+    root.dataset.itemId = !showing ? "" : String(gridSize ? selected.item_id : cur.meta.item_id);
+    root.dataset.pageId = gridSize && showing ? String(model.get("page_id")) : "";
+    if (gridSize && !showing) root.dataset.cursor = "";
     root.dataset.state = viewState;
     root.dataset.alive = String(isAlive);
+    const review = reviewing();
+    root.dataset.mode = review ? "review" : "label";
+    title.textContent = review ? "Review labels" : "Label";
+    root.setAttribute("aria-label", gridSize ? root.getAttribute("aria-label") : review
+      ? "Reviewing suspect labels: Enter keeps the label, a class key corrects it"
+      : "Labeling: press a class key to answer");
+    const nSuspects = (model.get("progress") || {}).suspects;
+    const reviewText = reviewButtonText(nSuspects);
+    reviewButton.hidden = review || gridSize > 0 || !reviewText || !isAlive || state === "stopped";
+    reviewButton.textContent = reviewText || "Review suspect labels";
+    reviewButton.title = "The labels that heads trained without them disagree with, most " +
+      "likely mistake first";
+    backButton.hidden = !review || !isAlive || state === "stopped";
     root.dataset.queued = String(visible().length);
 
     gone.hidden = isAlive;
@@ -532,8 +683,34 @@ function render({ model, el }) {
         " again to go on where the session is.");
     }
 
-    if (showing) {
+    if (showing && review) {
       const m = cur.meta;
+      const r = m.review || {};
+      strategyChip.hidden = false;
+      strategyChip.textContent = `suspect #${r.rank || "?"}`;
+      suggestion.hidden = true;
+      reviewInfo.hidden = false;
+      const key = (model.get("action_codes") || {}).accept;
+      reviewInfo.replaceChildren(reviewLine(r), key ? " · " : "",
+        key ? h("kbd", { "aria-hidden": "true" }, key) : "", key ? " keeps it" : "");
+      root.dataset.given = r.label || "";
+      root.dataset.suggested = r.suggested || "";
+      const classes = model.get("classes") || [];
+      classButtons.forEach((b, i) => {
+        b.classList.toggle("alaas-suggested", classes[i] === r.suggested);
+        b.classList.toggle("alaas-given", classes[i] === r.label);
+      });
+      const name = itemName(m);
+      itemMeta.textContent = [name, name !== `item ${m.item_id}` ? `item ${m.item_id}` : null,
+        m.relabel ? "review again" : null].filter(Boolean).join(" · ");
+      itemMeta.title = m.uri || "";
+      fullButton.hidden = m.kind !== "image";
+      fullButton.setAttribute("aria-pressed", String(zoomed));
+      fullButton.textContent = zoomed ? "Fit to view" : "Full size";
+    } else if (showing) {
+      reviewInfo.hidden = true;
+      for (const b of classButtons) b.classList.remove("alaas-given");
+      const m = gridSize ? selected : cur.meta;
       strategyChip.hidden = !m.strategy;
       // who asked, and how good the head that chose it was (round, labels, top-1)
       const mm = m.model || {};
@@ -554,29 +731,30 @@ function render({ model, el }) {
       suggestion.hidden = !s;
       if (s) {
         const conf = typeof s.confidence === "number" ? ` (${Math.round(100 * s.confidence)}%)` : "";
-        const key = (model.get("action_codes") || {}).accept;
+        const key = gridSize ? "" : (model.get("action_codes") || {}).accept;
         suggestion.replaceChildren(`model says ${s.label}${conf}`,
           key ? h("kbd", { "aria-hidden": "true" }, key) : "");
+        const takes = gridSize ? "proposed until you set a class" : "Enter takes its answer";
         suggestion.title = mm.round ? `the head of round ${mm.round} (${mm.n_labeled} labels` +
           `${typeof mm.top1 === "number" ? `, ${(100 * mm.top1).toFixed(1)}% top-1` : ""}); ` +
-          "Enter takes its answer" : "Enter takes the model's answer";
+          takes : gridSize ? takes : "Enter takes the model's answer";
       }
       classButtons.forEach((b, i) => b.classList.toggle("alaas-suggested",
         Boolean(s) && (model.get("classes") || [])[i] === s.label));
-      fullButton.hidden = m.kind !== "image";
+      fullButton.hidden = gridSize > 0 || m.kind !== "image";
       fullButton.setAttribute("aria-pressed", String(zoomed));
       fullButton.textContent = zoomed ? "Fit to view" : "Full size";
     } else {
       strategyChip.hidden = true;
       suggestion.hidden = true;
-      for (const b of classButtons) b.classList.remove("alaas-suggested");
+      reviewInfo.hidden = true;
+      for (const b of classButtons) b.classList.remove("alaas-suggested", "alaas-given");
       itemMeta.textContent = "";
       fullButton.hidden = true;
     }
 
     const p = model.get("progress") || {};
-    const inRound = pending.filter((x) => x.kind === "answer").length;
-    const done = Math.min((p.round_done || 0) + inRound, p.round_size || 0);
+    const { done, labeled } = shownProgress(p, outbox.answersInFlight(model.get("acked") || 0));
     const leftOut = p.left_out ? ` (${p.left_out} left out)` : "";
     roundBar.text.textContent = p.round
       ? `round ${p.round} · ${done} / ${p.round_size || 0}${leftOut}` : "–";
@@ -586,7 +764,6 @@ function render({ model, el }) {
     roundBar.track.setAttribute("aria-valuenow", String(done));
     roundBar.track.setAttribute("aria-valuetext", p.round
       ? `${done} of ${p.round_size || 0} answered in round ${p.round}` : "no round yet");
-    const labeled = (p.labeled || 0) + inRound;
     budgetBar.text.textContent = p.budget_total
       ? `${labeled} / ${p.budget_total} labels` : `${labeled} labels`;
     budgetBar.fill.style.width = p.budget_total
@@ -595,6 +772,25 @@ function render({ model, el }) {
     budgetBar.track.setAttribute("aria-valuenow", String(labeled));
     budgetBar.track.setAttribute("aria-valuetext", p.budget_total
       ? `${labeled} of ${p.budget_total} labels` : `${labeled} labels`);
+    if (review) { // the bars count the review instead: suspects done, and what was done
+      const rp = reviewProgress(p, outbox.unacked(model.get("acked") || 0)
+        .filter((x) => x.item_id !== undefined).length);
+      roundBar.text.textContent = `${rp.done} / ${rp.total} reviewed`;
+      roundBar.fill.style.width = rp.total ? `${(100 * rp.done) / rp.total}%` : "0%";
+      roundBar.track.setAttribute("aria-label", "Review");
+      roundBar.track.setAttribute("aria-valuemax", String(rp.total));
+      roundBar.track.setAttribute("aria-valuenow", String(rp.done));
+      roundBar.track.setAttribute("aria-valuetext", `${rp.done} of ${rp.total} suspects reviewed`);
+      budgetBar.text.textContent = rp.text;
+      budgetBar.fill.style.width = rp.total ? `${(100 * (p.corrected || 0)) / rp.total}%` : "0%";
+      budgetBar.track.setAttribute("aria-label", "Corrected");
+      budgetBar.track.setAttribute("aria-valuemax", String(rp.total));
+      budgetBar.track.setAttribute("aria-valuenow", String(p.corrected || 0));
+      budgetBar.track.setAttribute("aria-valuetext", rp.text);
+    } else {
+      roundBar.track.setAttribute("aria-label", p.round ? `Round ${p.round}` : "Round");
+      budgetBar.track.setAttribute("aria-label", "Budget");
+    }
 
     const labels = { starting: "connecting", labeling: "labeling", waiting: "waiting",
       done: "done", error: "error", stopped: "stopped", disconnected: "disconnected" };
@@ -606,17 +802,24 @@ function render({ model, el }) {
     const nHistory = history.length;
     const did = (a) => (a.action === "skip" ? "skipped" : a.action === "leave" ? "left out"
       : `answered ${a.label}`);
-    recent.replaceChildren(...history.slice(-4).reverse().map((a) => h("span", {
-      class: "alaas-recent-item", title: `item ${a.item_id} was ${did(a)}`,
-    }, `${a.item_id}`, h("b", {}, a.action === "skip" || a.action === "leave"
-      ? ` ${did(a)}` : ` → ${a.label}`))));
+    recent.replaceChildren(...history.slice(-4).reverse().map((a) => (review
+      ? ((r) => h("span", { class: "alaas-recent-item", title: r.title }, r.head, h("b", {}, r.tail)))(reviewAction(a))
+      : a.action === "page"
+      ? h("span", { class: "alaas-recent-item", title: `a page of ${(a.items || []).length} items ` +
+        `confirmed: ${a.labels} labels (Undo brings the page back)` }, "page", h("b", {}, ` · ${a.labels} labels`))
+      : h("span", {
+        class: "alaas-recent-item", title: `item ${a.item_id} was ${did(a)}`,
+      }, `${a.item_id}`, h("b", {}, a.action === "skip" || a.action === "leave"
+        ? ` ${did(a)}` : ` → ${a.label}`)))));
     undoCount.textContent = nHistory ? String(nHistory) : "";
     undoButton.disabled = nHistory === 0 || state === "stopped" || !isAlive;
     undoButton.setAttribute("aria-label", nHistory
       ? `Undo the last action (${nHistory} can be taken back)` : "Undo: nothing to take back");
-    const busy = !showing;
+    const busy = !showing || (gridSize > 0 && edits.saving);
     for (const b of classButtons) b.disabled = busy;
     skipButton.disabled = busy;
+    confirmButton.disabled = busy;
+    if (gridSize) summarizePage(page, showing);
 
     const err = isAlive ? model.get("error") : "";
     errorBox.hidden = !err;
@@ -634,11 +837,35 @@ function render({ model, el }) {
     if (hadFocus && (!root.contains(active) || active.disabled)) root.focus({ preventScroll: true });
 
     if (!isAlive) announce("Disconnected: the kernel is gone; run %alaas start and %alaas label again.");
-    else if (showing) {
+    else if (showing && gridSize) {
+      announce(`Page ${model.get("page_id")}, item ${cursor + 1} of ${page.length}: ` +
+        `${cells[cursor].node.getAttribute("aria-label")}.`);
+    } else if (showing && review) {
+      announce(`${itemName(cur.meta)}: ${reviewLine(cur.meta.review)}. Enter keeps the label.`);
+    } else if (showing) {
       const m = cur.meta;
       announce(`${itemName(m)}${m.strategy ? `, asked by ${m.strategy}` : ""}. ` +
         (p.round ? `Round ${p.round}: ${done} of ${p.round_size || 0} answered.` : ""));
     } else announce(ph);
+  }
+
+  // grid mode: what the page holds, and why it cannot be confirmed yet
+  function summarizePage(page, showing) {
+    const counts = pageCounts(page);
+    const missing = counts.missing;
+    pageSummary.hidden = !showing;
+    pageInfo.textContent = showing ? `page ${model.get("page_id")} · ${page.length} items` : "";
+    if (!showing) return;
+    const bits = [`${counts.proposed} proposed`, `${counts.chosen} set`];
+    if (counts.skipped) bits.push(`${counts.skipped} skipped`);
+    pageSummary.replaceChildren(h("span", {}, bits.join(" · ")), missing
+      ? h("span", { class: "alaas-page-missing" }, `${missing} item${missing > 1 ? "s need" : " needs"} ` +
+        "a class before this page can be confirmed")
+      : h("span", { class: "alaas-muted" }, "Enter confirms the page: one label per item"));
+    pageSummary.dataset.missing = String(missing);
+    confirmButton.setAttribute("aria-label", missing
+      ? `Confirm page: ${missing} item${missing > 1 ? "s need" : " needs"} a class first`
+      : `Confirm page: save ${page.length - counts.skipped} labels`);
   }
 
   root.addEventListener("keydown", onKeyDownCapture, true);
@@ -662,8 +889,9 @@ function render({ model, el }) {
     if (!ev.target.closest("button")) root.focus({ preventScroll: true });
   });
 
-  const changes = ["slots", "order", "acked", "history", "progress", "state", "message",
-    "error", "labeler", "full", "full_data", ...Array.from({ length: nSlots }, (_, i) => `slot_${i}`)];
+  const changes = ["slots", "order", "acked", "history", "progress", "state", "message", "mode",
+    "error", "labeler", "full", "full_data", "page", "page_id", "page_data",
+    ...Array.from({ length: nSlots }, (_, i) => `slot_${i}`)];
   const onChange = () => update();
   const onClasses = () => { buildButtons(); update(); };
   for (const name of changes) model.on(`change:${name}`, onChange);
@@ -686,6 +914,7 @@ function render({ model, el }) {
     model.off("change:heartbeat", onBeat);
     model.off("comm_live_update", onCommLive);
     for (const view of slotViews) if (view.url) URL.revokeObjectURL(view.url);
+    for (const c of cells) if (c.url) URL.revokeObjectURL(c.url);
     if (zoom.url) URL.revokeObjectURL(zoom.url);
   };
 }

@@ -3,23 +3,10 @@
 // backpressure); the cache hit rate; quarantined items with their reasons.
 // Traits are listed in alaas_lab/widgets/monitor.py.
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v === null || v === undefined) continue;
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
-  }
-  return node;
-}
-
-const fmt = (v, digits = 0) => (typeof v === "number" && Number.isFinite(v)
-  ? v.toLocaleString(undefined, { maximumFractionDigits: digits }) : "–");
-
-const plural = (n, one, many = `${one}s`) => `${fmt(n)} ${n === 1 ? one : many}`;
+import { announcer, h } from "./dom.js";
+import { beatTimeoutMs } from "./heartbeat.js";
+import { fmt, plural } from "./format.js";
+import { hitRate, stageRows } from "./stages.js";
 
 function render({ model, el }) {
   const root = h("div", { class: "alaas alaas-monitor", role: "region", "aria-label": "Pipeline monitor" });
@@ -49,7 +36,7 @@ function render({ model, el }) {
   let lastBeat = performance.now();
   let commDead = false;
   let silent = false;
-  const beatTimeout = () => 1000 * Math.max(6, 3 * (model.get("heartbeat_s") || 2) + 1);
+  const beatTimeout = () => beatTimeoutMs(model.get("heartbeat_s"));
   const alive = () => !commDead && !silent;
   const onBeat = () => {
     lastBeat = performance.now();
@@ -62,10 +49,7 @@ function render({ model, el }) {
     if (now !== silent) { silent = now; schedule(); }
   }, 1000);
 
-  let lastAnnounced = "";
-  function announce(text) {
-    if (text && text !== lastAnnounced) { lastAnnounced = text; live.textContent = text; }
-  }
+  const announce = announcer(live);
 
   function card(label, value, sub) {
     return h("div", { class: "alaas-card" }, h("div", { class: "alaas-card-label" }, label),
@@ -97,7 +81,7 @@ function render({ model, el }) {
     const push = model.get("push") || {};
     const pushes = t.pushes || 0;
     const seen = (t.cache_hits || 0) + (t.embedded || 0);
-    const rate = seen ? (100 * (t.cache_hits || 0)) / seen : null;
+    const rate = hitRate(t);
     const pushSeen = push.seconds !== undefined || push.running;
     const lastReady = (push.cache_hits || 0) + (push.embedded || 0);
     // what each number counts: items in the session (pool, evaluation, quarantined);
@@ -123,16 +107,7 @@ function render({ model, el }) {
     summary.textContent = state === "stopped" ? model.get("message") || ""
       : push.running ? `${fmt(push.done)} of ${fmt(push.total)} items` : "";
 
-    const rows = model.get("stages") || [];
-    // embed emits one output per batch and store takes batches: max(in, out) counts items.
-    // An item that failed in a stage passes through the later ones (to be quarantined
-    // at the end), so a stage's count less the failures up to it is what it did.
-    const itemsDone = (r) => Math.max(r.items_in || 0, r.items_out || 0);
-    const failed = push.failed || {};
-    const failedUpTo = (k) => rows.slice(0, k + 1)
-      .reduce((n, r) => n + (r.name === "fetch" ? 0 : failed[r.name] || 0), 0);
-    const total = push.total || Math.max(0, ...rows.map(itemsDone));
-    const wall = push.wall_s || push.seconds || 0;
+    const rows = stageRows(model.get("stages") || [], push);
     stages.replaceChildren();
     if (!rows.length) {
       stages.append(h("div", { class: "alaas-empty" }, pushSeen
@@ -140,31 +115,26 @@ function render({ model, el }) {
           + "cache, or could not be fetched (see the quarantine below)."
         : "No push seen yet in this kernel."));
     }
-    rows.forEach((r, k) => {
-      const done = Math.max(0, itemsDone(r) - failedUpTo(k));
-      const frac = total ? Math.min(1, done / total) : 0;
-      const shown = push.running ? frac : total ? frac : 1;
+    for (const r of rows) {
       const fill = h("div", { class: "alaas-bar-fill" });
-      fill.style.width = `${(100 * shown).toFixed(1)}%`;
+      fill.style.width = `${(100 * r.shown).toFixed(1)}%`;
       const qfill = h("div", { class: "alaas-queue-fill" });
-      const depth = r.queue_depth || 0, cap = r.queue_capacity || 0;
-      qfill.style.width = cap ? `${(100 * depth) / cap}%` : "0%";
-      const busy = wall && r.workers ? Math.min(100, (100 * (r.busy_s || 0)) / (wall * r.workers)) : null;
-      const bad = r.name !== "fetch" && failed[r.name] ? ` · ${fmt(failed[r.name])} failed` : "";
-      stages.append(h("div", { class: "alaas-stage-row", "data-stage": r.name, "data-done": done },
+      qfill.style.width = r.capacity ? `${(100 * r.depth) / r.capacity}%` : "0%";
+      const bad = r.failed ? ` · ${fmt(r.failed)} failed` : "";
+      stages.append(h("div", { class: "alaas-stage-row", "data-stage": r.name, "data-done": r.done },
         h("span", { class: "alaas-stage-name" }, r.name),
         h("div", {},
           h("div", { class: "alaas-bar", role: "progressbar", "aria-label": `${r.name}: items done`,
-            "aria-valuemin": "0", "aria-valuemax": String(total || done),
-            "aria-valuenow": String(done) }, fill),
+            "aria-valuemin": "0", "aria-valuemax": String(r.total || r.done),
+            "aria-valuenow": String(r.done) }, fill),
           h("div", { class: "alaas-queue", role: "meter", "aria-label": `${r.name}: input queue`,
-            "aria-valuemin": "0", "aria-valuemax": String(cap), "aria-valuenow": String(depth),
-            title: `queue ${depth} / ${cap}` }, qfill)),
+            "aria-valuemin": "0", "aria-valuemax": String(r.capacity),
+            "aria-valuenow": String(r.depth), title: `queue ${r.depth} / ${r.capacity}` }, qfill)),
         h("span", { class: "alaas-stage-num" },
-          `${fmt(done)}${bad} · ${wall ? fmt(done / wall, 0) : "–"} items/s`),
+          `${fmt(r.done)}${bad} · ${r.rate === null ? "–" : fmt(r.rate, 0)} items/s`),
         h("span", { class: "alaas-stage-num", title: `${r.workers} thread(s)` },
-          busy === null ? "" : `busy ${busy.toFixed(0)}%`)));
-    });
+          r.busy === null ? "" : `busy ${r.busy.toFixed(0)}%`)));
+    }
     if (pushSeen && !push.running) {
       announce(`Push done: ${plural(lastReady, "item")} ready` +
         (push.quarantined ? `, ${fmt(push.quarantined)} quarantined.` : "."));

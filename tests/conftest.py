@@ -1,5 +1,6 @@
-"""Shared fixtures: a real S3 server (moto's standalone server) and fresh buckets on it, and
-an HTTP mirror of the project's data sets (``../shared/data``) on 127.0.0.1."""
+"""Shared fixtures: a real S3 server (moto's standalone server) and fresh buckets on it, an
+HTTP mirror of the project's data sets (``../shared/data``) on 127.0.0.1, and the digits the
+worker and widget tests label; :func:`wait_for` polls until a condition holds."""
 
 from __future__ import annotations
 
@@ -14,11 +15,34 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 #: The data sets kept beside the checkout (see ../shared/data/README.md); the download
 #: path of ``alaas_lab.datasets`` is tested against an HTTP server serving this folder.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def wait_for(predicate, timeout: float = 30.0, step: float = 0.02):
+    """Call ``predicate`` every ``step`` s until it returns something true; that value.
+
+    Fails the test (AssertionError) after ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's 8x8 digits: images (1797, 8, 8) float32 and labels as strings."""
+    d = load_digits()
+    return d.images.astype(np.float32), d.target.astype(str)
 
 
 def free_port() -> int:

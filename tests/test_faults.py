@@ -15,7 +15,7 @@ from alaas_lab.client import WorkerUnavailable
 from alaas_lab.journal import Journal
 from alaas_lab.server import Server
 
-from .test_worker import CLASSES, digits, make_config, wait_for, write_pngs  # noqa: F401
+from .test_worker import make_config, wait_for, write_pngs
 
 pytestmark = pytest.mark.slow
 

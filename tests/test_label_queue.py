@@ -528,3 +528,149 @@ def test_available_counts_quarantined_items_once():
     status = {"n_items": 412, "n_embedded": 400, "n_quarantined": 12, "n_labeled": 30,
               "n_eval": 100, "n_pending": 10}
     assert _available(status) == 260
+
+
+# ---------------------------------------------------------------- grid mode: pages
+
+
+class Proposing(FakeWorker):
+    """Suggestions with their own confidences; items in ``unsure`` get none."""
+
+    def __init__(self, *args, unsure=(), **kwargs) -> None:
+        super().__init__(*args, suggest=True, **kwargs)
+        self.unsure = set(unsure)
+
+    def item_data(self, items) -> list[dict]:
+        out = super().item_data(items)
+        for it in out:
+            i = it["item_id"]
+            if i in self.unsure:
+                del it["suggestion"]
+            else:
+                it["suggestion"]["confidence"] = round(0.3 + 0.07 * ((i * 7) % 9), 2)
+        return out
+
+
+def reference_page_order(items, classes):
+    """The page's order, spelled out: unproposed first (queue order), then each class in
+    the classes' order, least confident first, ties in queue order."""
+    unproposed = [e for e in items if e.suggestion is None]
+    by_class = []
+    for c in classes:
+        mine = [(e.suggestion["confidence"], pos, e) for pos, e in enumerate(items)
+                if e.suggestion is not None and e.suggestion["label"] == c]
+        by_class += [e for _, _, e in sorted(mine, key=lambda t: (t[0], t[1]))]
+    return unproposed + by_class
+
+
+def test_a_page_is_grouped_by_predicted_class():
+    worker = Proposing(unsure={2, 7})
+    q = make(worker, n=12, page_size=9)
+    assert q.page_id == 1 and len(q.page) == 9 and q.state == "labeling"
+    front = q.items[:9]
+    assert [e.item_id for e in q.page] == [e.item_id for e in
+                                           reference_page_order(front, CLASSES)]
+    assert [e.item_id for e in q.page[:2]] == [2, 7]  # those needing a class come first
+    meta = q.describe_page()
+    assert [m["proposal"] for m in meta[:2]] == [None, None]
+    assert all(m["proposal"] == CLASSES[m["item_id"] % 3] == m["answer"] for m in meta[2:])
+    assert worker.count("label") == 0  # proposals are never sent unasked
+
+
+def test_confirm_sends_one_label_per_item_and_the_next_page_is_ready():
+    worker = FakeWorker(suggest=True)
+    q = make(worker, n=12, page_size=4, prefetch=3)
+    assert all(e.payload is not None for e in q.items[:8])  # two pages loaded
+    page = q.page
+    assert q.choose(page[1].item_id, "bird") and q.mark_skip(page[2].item_id)
+    assert not q.choose(99, "cat") and "item 99 is not on the page" in q.message
+    assert not q.choose(page[0].item_id, "fish") and "'fish' is not a class" in q.message
+    calls = len(worker.calls)
+    assert q.confirm_page(q.page_id)
+    assert len(worker.calls) == calls  # nothing asked of the worker on the way
+    assert q.page_id == 2 and len(q.page) == 4  # the next page, at once
+    assert "page confirmed: 3 label(s) saved, 1 skipped" in q.message
+    assert not q.confirm_page(1) and "page 1 is no longer shown" in q.message
+    q.step()
+    sent = [c[1:] for c in worker.calls if c[0] == "label"]
+    expected = {page[0].item_id: CLASSES[page[0].item_id % 3], page[1].item_id: "bird",
+                page[3].item_id: CLASSES[page[3].item_id % 3]}
+    assert sent == [(list(expected), list(expected.values()))]  # one label_many, in order
+    assert worker.standing() == expected
+    assert {r["labeler"] for r in worker.rows} == {"tester"} and all(r["time"]
+                                                                    for r in worker.rows)
+    assert q.queued[-1] == page[2].item_id and q.items[-1].skips == 1  # skipped: at the end
+
+
+def test_a_page_without_proposals_is_confirmed_only_once_each_item_has_a_class():
+    worker = FakeWorker()  # the seed round: no head, no suggestion
+    q = make(worker, n=5, page_size=5)
+    ids = [e.item_id for e in q.page]
+    assert not q.confirm_page()
+    assert q.message.startswith("5 item(s) have no proposal yet (items 0, 1, 2, 3, 4)")
+    for i in ids[:4]:
+        q.choose(i, "dog")
+    assert not q.confirm_page() and "(items 4)" in q.message and q.page_id == 1
+    q.mark_skip(4)
+    q.mark_skip(4)  # a toggle: back in the page's answers
+    assert not q.confirm_page()
+    q.mark_skip(4, True)
+    assert q.confirm_page()
+    q.step()
+    assert worker.standing() == dict.fromkeys(ids[:4], "dog")
+
+
+def test_undo_brings_the_confirmed_page_back_and_nothing_is_lost():
+    worker = Proposing()
+    q = make(worker, n=10, page_size=5)
+    page = q.page
+    q.choose(page[0].item_id, "dog" if q.proposal(page[0]) != "dog" else "cat")
+    chosen = page[0].choice
+    q.mark_skip(page[4].item_id)
+    q.confirm_page()
+    q.step()
+    before = dict(worker.standing())
+    assert len(before) == 4 and q.actions[-1].describe()["labels"] == 4
+    assert q.undo() and "took back the page of 4 label(s)" in q.message
+    assert [e.item_id for e in q.page] == [e.item_id for e in page] and q.page_id == 3
+    assert page[0].choice == chosen and page[4].skip_mark  # as confirmed
+    assert all(e.choice is None for e in page[1:])  # proposals stay proposals
+    assert page[4].skips == 0 and q.queued[:5] == [e.item_id for e in page]
+    q.step()
+    assert all(worker.standing()[i] is None for i in before)  # retracted, rows kept
+    assert q.confirm_page()
+    q.step()
+    assert worker.standing() == before and len(worker.rows) == 12
+    assert q.undo() and not q.undo()  # the page again, then nothing before it
+
+
+def test_undo_of_a_single_answer_reforms_the_page_with_its_item():
+    worker = FakeWorker(suggest=True)
+    q = make(worker, n=10)
+    q.answer(0, "bird")  # one at a time, then a new (grid) queue on the same session
+    q.step()
+    grid = make(worker, n=10, page_size=4)
+    assert [a.describe()["action"] for a in grid.actions] == ["answer"]
+    grid.choose(grid.page[0].item_id, "dog")
+    kept = grid.page[0]
+    assert grid.undo()
+    grid.step()
+    assert 0 in [e.item_id for e in grid.page] and grid.page_id == 2
+    assert kept.choice == "dog"  # a choice stays with its item, on the page or later
+
+
+def test_with_lookahead_the_queue_keeps_two_pages():
+    worker = FakeWorker(lookahead=True, suggest=True)
+    q = make(worker, n=5, page_size=6, prefetch=3)
+    sizes = []
+    for _ in range(4):
+        assert q.confirm_page()
+        q.step()
+        sizes.append(len(q.queued))
+    assert min(sizes) >= 12 and len(q.page) == 6  # this page and the next one
+
+
+def test_page_size_is_checked():
+    for bad in (0, -1, 65, 2.0, True):
+        with pytest.raises(InputError, match=r"page_size must be an int from 1 to 64"):
+            LabelQueue(FakeWorker(), page_size=bad)

@@ -19,7 +19,7 @@ from alaas_lab.journal import Journal
 from alaas_lab.server import Server
 from alaas_lab.worker.loop import Worker
 
-from .test_worker import digits, make_config, wait_for  # noqa: F401
+from .test_worker import make_config, wait_for
 
 #: A script (or a notebook kernel) that starts a worker, says its pid, and waits to be killed.
 SCRIPT = r"""

@@ -21,7 +21,7 @@ from alaas_lab.journal import Journal
 from alaas_lab.protocol import DELIM, Session
 from alaas_lab.server import Server
 
-from .test_worker import digits, make_config, wait_for  # noqa: F401
+from .test_worker import make_config, wait_for
 
 #: A second local process: it knows the port, not the key. It sends a ``label``
 #: request unsigned, then signed with a wrong key, and prints what came back.

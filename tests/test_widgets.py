@@ -19,7 +19,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from alaas_lab import Lab
 from alaas_lab.errors import AlaasError, InputError
@@ -29,14 +28,10 @@ from alaas_lab.widgets import Dashboard, LabelingWidget, key_map
 from alaas_lab.widgets.keys import DEFAULT_KEYS
 from alaas_lab.widgets.labeler import N_SLOTS, UNDO_DEPTH
 
+from .conftest import wait_for
+
 CLASSES = [str(i) for i in range(10)]
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def digits():
-    d = load_digits()
-    return d.images.astype(np.float32), d.target.astype(str)
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +70,6 @@ def lab(tmp_path, cache_dir, digits):
     for one in labs:
         one.close_widgets()
         one.server.kill()
-
-
-def wait_for(predicate, timeout=30.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 def event(msg_type, content):

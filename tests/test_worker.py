@@ -5,13 +5,11 @@ from __future__ import annotations
 import io
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
 import zmq
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from alaas_lab.client import Client, RemoteError
 from alaas_lab.config import load_config
@@ -20,13 +18,9 @@ from alaas_lab.protocol import DELIM
 from alaas_lab.server import Server
 from alaas_lab.worker import PoolSession
 
+from .conftest import wait_for
+
 CLASSES = [str(i) for i in range(10)]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    d = load_digits()
-    return d.images.astype(np.float32), d.target.astype(str)
 
 
 def make_config(tmp_path, **extra):
@@ -50,16 +44,6 @@ def write_pngs(images: np.ndarray, folder) -> list[str]:
         Image.fromarray((img * 16).clip(0, 255).astype(np.uint8)).save(path)
         paths.append(str(path))
     return paths
-
-
-def wait_for(predicate, timeout=30.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 # ---------------------------------------------------------------- in process

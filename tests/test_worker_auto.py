@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from alaas_lab.agent import Pshea
 from alaas_lab.client import RemoteError
@@ -18,14 +17,12 @@ from alaas_lab.server import Server
 from alaas_lab.worker import PoolSession
 from alaas_lab.worker.auto import SEED, STATE_EVENT
 
+from . import conftest
+
 CLASSES = [str(i) for i in range(10)]
 CANDIDATES = ["random", "margin", "entropy", "least_confidence"]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    d = load_digits()
-    return d.images.astype(np.float32), d.target.astype(str)
+#: PSHEA rounds fit a head per candidate: a longer default wait than the other tests'
+wait_for = functools.partial(conftest.wait_for, timeout=60.0)
 
 
 def auto_config(tmp_path, **params):
@@ -40,16 +37,6 @@ def auto_config(tmp_path, **params):
         "budget": {"total": 400, "per_round": 15, "initial": 20},
         "cache_dir": str(tmp_path / "cache"),
     }
-
-
-def wait_for(predicate, timeout=60.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 def round_done(events, rnd):

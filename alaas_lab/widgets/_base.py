@@ -4,6 +4,8 @@ a heartbeat that lets a view tell that its kernel side is gone, and full-size im
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 import weakref
 from collections.abc import Callable
@@ -13,11 +15,11 @@ from typing import Any
 
 import anywidget
 import traitlets
+from anywidget._file_contents import VirtualFileContents  # an _esm whose text can change
 
 from ..client import Client
 
 logger = logging.getLogger(__name__)
-
 
 
 def _front_end_dir() -> Path:
@@ -34,6 +36,150 @@ def _front_end_dir() -> Path:
 
 JS_DIR = _front_end_dir()
 CSS = JS_DIR / "alaas.css"
+
+# ``import { a, b as c } from "./dom.js";`` (one or several lines), at the start of a line
+_RELATIVE_IMPORT = re.compile(
+    r'^import\s*\{(?P<names>[^}]*)\}\s*from\s*(?P<q>["\'])(?P<path>\./[\w.-]+\.js)(?P=q)'
+    r'[ \t]*;?[ \t]*$', re.M)
+# any other import of a file (a default or namespace import, ../, a bare path)
+_OTHER_FILE_IMPORT = re.compile(r'^\s*import\b[^;]*?["\'](?:\.{1,2}/|/)[^"\']*["\']', re.M)
+_EXPORTED_DECLARATION = re.compile(
+    r'^export\s+(?=(?:async\s+)?function\b|const\b|let\b|var\b|class\b)'
+    r'(?:(?:async\s+)?function\*?|const|let|var|class)\s+(?P<name>[A-Za-z_$][\w$]*)', re.M)
+_OTHER_EXPORT = re.compile(r'^export\b(?!\s+(?:(?:async\s+)?function\b|const\b|let\b|var\b|'
+                           r'class\b))[^\n]*', re.M)
+
+
+def inline_imports(entry: str | Path) -> str:
+    """An ES module's source with its imports of sibling modules inlined: one file.
+
+    anywidget loads a widget's ``_esm`` as one file, so ``import { h } from
+    "./dom.js"`` has nothing to resolve against. Each imported module (and what it
+    imports, depth first, each module once) becomes a scope of its own ahead of the
+    importer, its ``export`` keywords dropped and its exports returned::
+
+        const __alaas_dom_js = (() => { function h(...) {...} ...; return { h, s }; })();
+        const { h, s: svg } = __alaas_dom_js;   // was: import { h, s as svg } from "./dom.js";
+
+    No build step: a module imported this way runs unchanged in Node and browsers.
+
+    Only named imports of ``./name.js`` beside ``entry`` are inlined; inlined modules
+    export with ``export function|const|let|class <name>``. Anything else (a default
+    or namespace import, ``../``, ``export default`` in an inlined module, a name the
+    module does not export, an import cycle) raises :class:`ImportError` naming the file.
+
+    Parameters
+    ----------
+    entry : str or Path
+        The widget's module, e.g. ``JS_DIR / "dashboard.js"``.
+
+    Returns
+    -------
+    str
+        The module's source: the inlined modules first, then ``entry`` with each of
+        its relative imports replaced by a ``const`` destructuring.
+    """
+    entry = Path(entry)
+    # module -> (the const that holds its exports, their names)
+    scopes: dict[Path, tuple[str, set[str]]] = {}
+    blocks: list[str] = []
+
+    def link(source: str, path: Path, chain: tuple[Path, ...]) -> str:
+        def replace(m: re.Match[str]) -> str:
+            dep = (path.parent / m["path"]).resolve()
+            var, exported = module_scope(dep, (*chain, path), importer=path)
+            bindings = []
+            for spec in filter(None, (part.strip() for part in m["names"].split(","))):
+                name, _, alias = (w.strip() for w in spec.partition(" as "))
+                if name not in exported:
+                    raise ImportError(f"{path.name} imports {name!r} from {dep.name}, which "
+                                      f"exports only {sorted(exported)}; export it there.")
+                bindings.append(f"{name}: {alias}" if alias else name)
+            return f"const {{ {', '.join(bindings)} }} = {var};"
+
+        linked = _RELATIVE_IMPORT.sub(replace, source)
+        other = _OTHER_FILE_IMPORT.search(linked)
+        if other:
+            raise ImportError(f"{path}: cannot inline {other.group(0).strip()!r}; write it as "
+                              'import { name } from "./module.js"; with the module beside it.')
+        return linked
+
+    def module_scope(path: Path, chain: tuple[Path, ...], importer: Path
+                     ) -> tuple[str, set[str]]:
+        if path in chain:
+            cycle = " -> ".join(p.name for p in (*chain, path))
+            raise ImportError(f"import cycle between the front-end modules: {cycle}")
+        if not path.is_file() or path.parent != entry.parent.resolve():
+            raise ImportError(f"{importer.name} imports {path}, which is not a module in "
+                              f"{entry.parent}; put it there.")
+        if path not in scopes:
+            source = link(path.read_text(encoding="utf-8"), path, chain)
+            names = _EXPORTED_DECLARATION.findall(source)
+            other = _OTHER_EXPORT.search(source)
+            if other:
+                raise ImportError(f"{path}: cannot inline {other.group(0).strip()!r}; export "
+                                  "with export function|const|let|class <name>.")
+            var = "__alaas_" + re.sub(r"\W", "_", path.name)
+            body = re.sub(r"^export\s+", "", source, flags=re.M)
+            blocks.append(f"// ---- {path.name}, inlined by alaas_lab.widgets._base."
+                          f"inline_imports\nconst {var} = (() => {{\n{body}\n"
+                          f"return {{ {', '.join(names)} }};\n}})();\n")
+            scopes[path] = var, set(names)
+        return scopes[path]
+
+    main = link(entry.read_text(encoding="utf-8"), entry.resolve(), ())
+    return "".join(blocks) + main
+
+
+class FrontEndModule(VirtualFileContents):
+    """A widget's ``_esm``: ``inline_imports(JS_DIR / name)``, built when the class is defined.
+
+    anywidget sends the text to each view and, on :meth:`reload` (or a save, with
+    ``ANYWIDGET_HMR=1``, ``watchfiles`` installed and ``js/`` outside site-packages),
+    the rebuilt text to the live views.
+    """
+
+    def __init__(self, name: str, js_dir: Path | None = None) -> None:
+        self.path = (js_dir or JS_DIR) / name
+        super().__init__(inline_imports(self.path))
+        if _hot_reload_enabled(self.path):
+            threading.Thread(target=self._watch, name=f"alaas-hmr-{name}", daemon=True).start()
+
+    def reload(self) -> bool:
+        """Rebuild from the files; True (and the views updated) when the text changed."""
+        try:
+            text = inline_imports(self.path)
+        except (ImportError, OSError):  # a file half-saved or broken: keep the last good text
+            logger.exception("front-end module %s not reloaded", self.path.name)
+            return False
+        if text == self.contents:
+            return False
+        self.contents = text  # emits ``changed``: anywidget sets each instance's _esm
+        return True
+
+    def _watch(self) -> None:  # pragma: no cover - needs watchfiles and a file save
+        from watchfiles import watch
+
+        for _ in watch(self.path.parent):
+            self.reload()
+
+
+def _hot_reload_enabled(path: Path) -> bool:
+    """anywidget's own rule: ``ANYWIDGET_HMR=1``, watchfiles importable, not installed."""
+    if os.environ.get("ANYWIDGET_HMR") != "1" or {"site-packages", "dist-packages"} & set(
+            path.parts):
+        return False
+    try:
+        import watchfiles  # noqa: F401
+    except ImportError:
+        logger.warning("ANYWIDGET_HMR=1 but watchfiles is not installed: no hot reload")
+        return False
+    return True
+
+
+def front_end_module(name: str) -> FrontEndModule:
+    """The ``_esm`` of a widget whose module is ``js/<name>``, its imports inlined."""
+    return FrontEndModule(name)
 #: Seconds between heartbeats; a view that hears none for ``max(6, 3 * HEARTBEAT_S + 1)``
 #: seconds says it is disconnected (the kernel restarted, died, or the widget is gone).
 HEARTBEAT_S = 2.0

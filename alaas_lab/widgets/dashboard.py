@@ -26,7 +26,7 @@ from typing import Any
 import traitlets
 
 from ..client import Client
-from ._base import JS_DIR, RefreshingWidget, budget_total, connect
+from ._base import RefreshingWidget, budget_total, connect, front_end_module
 
 __all__ = ["Dashboard"]
 
@@ -73,6 +73,10 @@ class Dashboard(RefreshingWidget):
     outcome : dict
         PSHEA's run (``status()["auto"]``): ``stopped``, ``stop_reason``, ``winner``,
         ``best_accuracy``, ``labels_unique``, ``labels_sum``; empty for one strategy.
+    suspects : dict
+        The suspect labels (``status()["suspects"]``): ``open`` (found and not yet
+        reviewed), ``confirmed``, ``corrected``, and the last scoring's ``round``,
+        ``n_scored``, ``computing``, ``error``; empty from a worker without them.
     state : str
         ``starting``, ``live`` or ``error``; ``updated`` is the time of the last update.
 
@@ -87,7 +91,7 @@ class Dashboard(RefreshingWidget):
         forecasts); 0 disables polling.
     """
 
-    _esm = JS_DIR / "dashboard.js"
+    _esm = front_end_module("dashboard.js")
 
     results = traitlets.List(traitlets.Dict()).tag(sync=True)
     forecasts = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -99,6 +103,7 @@ class Dashboard(RefreshingWidget):
     round = traitlets.Int(0).tag(sync=True)
     target = traitlets.Float(None, allow_none=True).tag(sync=True)
     outcome = traitlets.Dict().tag(sync=True)
+    suspects = traitlets.Dict().tag(sync=True)
     state = traitlets.Unicode("starting").tag(sync=True)
     updated = traitlets.Float(0.0).tag(sync=True)
 
@@ -117,7 +122,8 @@ class Dashboard(RefreshingWidget):
     def start(self) -> Dashboard:
         """Load the history, then follow events (and poll status) until :meth:`shutdown`."""
         self.refresh()
-        self._subscribe(self._client, self.on_event, ["round_result", "eliminated", "progress"])
+        self._subscribe(self._client, self.on_event, ["round_result", "eliminated", "progress",
+                                                     "suspects_ready"])
         self._start_refresher(self._client, self._poll)
         return self
 
@@ -164,6 +170,10 @@ class Dashboard(RefreshingWidget):
         auto = status.get("auto") or {}
         self._add_strategies(list(auto.get("candidates") or status.get("strategies") or []))
         self.active = racing
+        found = status.get("suspects") or {}
+        self.suspects = {k: found[k] for k in ("open", "confirmed", "corrected", "round",
+                                                "n_scored", "computing", "error")
+                         if k in found}
         if auto:
             self.outcome = {k: auto.get(k) for k in ("stopped", "stop_reason", "winner",
                                                       "best_accuracy", "labels_unique",
@@ -183,6 +193,9 @@ class Dashboard(RefreshingWidget):
     def on_event(self, event: Any) -> None:
         """Apply one worker event (``round_result``, ``eliminated`` or PSHEA's ``progress``)."""
         c = event.content
+        if event.msg_type == "suspects_ready":  # the labels were scored again
+            self.request_refresh()
+            return
         if event.msg_type == "progress":
             if c.get("stage") == "pshea":
                 self._update(message=c.get("message") or "")

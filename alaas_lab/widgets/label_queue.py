@@ -32,6 +32,23 @@ refusal (``reason="not_ready"``) or a reply with no new item (a PSHEA worker
 returns the round still being labeled) makes it wait until the newest selection
 is answered, then ask again.
 
+Grid mode (``page_size``)
+-------------------------
+A *page* of up to ``page_size`` items is answered at once: the first queued items,
+frozen when they are all loaded and ordered by the newest head's predicted class
+(items without a suggestion first, then the classes in order; the least confident
+first within a class). Each item starts with the suggestion as a *proposal*:
+:meth:`LabelQueue.choose` sets its class, :meth:`LabelQueue.mark_skip` leaves it
+out of the page's answers, and only :meth:`LabelQueue.confirm_page` sends anything:
+one answer per item (its choice, else its proposal), each through the path of
+:meth:`LabelQueue.answer`, and the skips through :meth:`LabelQueue.skip`. An item
+with neither choice nor proposal blocks the confirmation. The whole page is one
+Undo step: its answers are retracted, its skips taken back, and the page comes
+back with the confirmed answers set as choices, so fixing one item and confirming
+again loses nothing. The queue keeps two pages loaded (and, with ``lookahead``,
+asks for more before fewer than two pages are queued), so the next page is there
+the moment one is confirmed.
+
 Skip and Undo
 -------------
 Skip moves the item to the end of the queue. Skipped again when every other item
@@ -50,31 +67,34 @@ with other items pending; those would be taken for left out too.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import InputError, RemoteError
 from ..protocol.messages import iso_time
 from ._base import budget_total
+from ._queue_core import QueueCore, check_count
 
-__all__ = ["UNDO_DEPTH", "Action", "LabelQueue", "QueueItem", "Worker"]
+__all__ = ["GRID_MAX", "UNDO_DEPTH", "Action", "LabelQueue", "QueueItem", "Worker"]
 
 logger = logging.getLogger(__name__)
 
-#: How many past actions (answers, skips) Undo can take back.
+#: How many past actions (answers, skips, confirmed pages) Undo can take back.
 UNDO_DEPTH = 10
+#: The most items on one page in grid mode.
+GRID_MAX = 64
 #: Error codes (``RemoteError.reason``) of a query that mean the session is done.
 _FINISHED = frozenset({"pool_exhausted",  # the pool is used up
                        "budget_spent", "over_budget",  # the label budget is (nearly) spent
                        "session_finished"})  # PSHEA stopped: target, budget or rounds
 #: At most this many answers go in one ``label_many``.
 _BATCH = 64
+#: Seconds between the fetch thread's looks at the worker's suspect labels.
+_SUSPECTS_POLL = 5.0
 
 
 class Worker(Protocol):
@@ -135,6 +155,10 @@ class QueueItem:
         An answer taken back with Undo.
     left_out : bool
         Skipped twice: its round closes without it.
+    choice : str or None
+        Grid mode: the class set for it on its page (None: its proposal stands).
+    skip_mark : bool
+        Grid mode: left out of its page's answers (skipped when the page is confirmed).
     """
 
     item_id: int
@@ -146,6 +170,8 @@ class QueueItem:
     label: Any = None
     relabel: bool = False
     left_out: bool = False
+    choice: str | None = None
+    skip_mark: bool = False
 
     @property
     def suggestion(self) -> dict[str, Any] | None:
@@ -185,22 +211,33 @@ class Action:
 
     Attributes
     ----------
-    kind : {"answer", "skip", "leave"}
-        ``leave``: skipped again and left out of its round.
+    kind : {"answer", "skip", "leave", "page"}
+        ``leave``: skipped again and left out of its round; ``page``: a confirmed page.
     item : QueueItem
+        (``page``: its first item.)
     label : str or None
         The answer (``answer`` only).
     skips : int
         The item's skip count before the action.
+    parts : list of Action
+        ``page`` only: its answers, then its skips, in the order they were applied.
+    order : list of QueueItem
+        ``page`` only: the page's items in the order it showed them.
     """
 
     kind: str
     item: QueueItem
     label: Any = None
     skips: int = 0
+    parts: list[Action] = field(default_factory=list)
+    order: list[QueueItem] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
-        return {"item_id": self.item.item_id, "label": self.label, "action": self.kind}
+        out = {"item_id": self.item.item_id, "label": self.label, "action": self.kind}
+        if self.kind == "page":
+            out["items"] = [p.describe() for p in self.parts]
+            out["labels"] = sum(p.kind == "answer" for p in self.parts)
+        return out
 
 
 @dataclass
@@ -262,7 +299,7 @@ def _announces_lookahead(hello: dict[str, Any]) -> bool:
     return bool(hello.get("lookahead")) or "lookahead" in (hello.get("features") or ())
 
 
-class LabelQueue:
+class LabelQueue(QueueCore):
     """The items a labeler answers next, with skip, undo, delivery and round tracking.
 
     Parameters
@@ -290,6 +327,9 @@ class LabelQueue:
         worker's ``hello`` announces it.
     undo_depth : int, default 10
         Actions Undo can take back.
+    page_size : int, optional
+        Grid mode: items per page (1 to ``GRID_MAX``); two pages are kept loaded.
+        Default: one item at a time.
     lock : threading.RLock, optional
         Held while the state changes and while ``on_change`` runs; a view passes
         its own so that both change together.
@@ -297,81 +337,60 @@ class LabelQueue:
         Called with no argument (``lock`` held) after every change.
     close_workers : bool, default False
         Each thread closes its client when it ends.
+    seq : iterator of int, optional
+        Where the items' ``seq`` numbers come from (default: 1, 2, ...); a view that
+        also shows a :class:`~alaas_lab.widgets.review_queue.ReviewQueue` passes one
+        shared iterator, so a ``seq`` never names two items.
     """
+
+    _kind = "label queue"
+    _thread_names = ("alaas-labels", "alaas-prefetch")
 
     def __init__(self, worker: Worker, *, sender: Worker | None = None, labeler: str = "",
                  n: int | None = None, prefetch: int = 4,
                  classes: Sequence[str] | None = None, budget_total: int | None = None,
                  lookahead: bool | None = None, undo_depth: int = UNDO_DEPTH,
-                 lock: threading.RLock | None = None,
+                 page_size: int | None = None, lock: threading.RLock | None = None,
                  on_change: Callable[[], None] | None = None,
-                 close_workers: bool = False) -> None:
+                 close_workers: bool = False, seq: Iterator[int] | None = None) -> None:
         for name, value in (("n", n), ("prefetch", prefetch), ("undo_depth", undo_depth)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise InputError(f"{name} must be an int >= 1; got {value!r}.")
-        self.fetcher, self.sender = worker, sender if sender is not None else worker
-        self.labeler, self.n, self.prefetch, self.undo_depth = labeler, n, prefetch, undo_depth
-        self.classes: list[str] = [str(c) for c in classes or ()]
+            if value is not None:
+                check_count(name, value)
+        if page_size is not None and (isinstance(page_size, bool)
+                                      or not isinstance(page_size, int)
+                                      or not 1 <= page_size <= GRID_MAX):
+            raise InputError(f"page_size must be an int from 1 to {GRID_MAX}; got "
+                             f"{page_size!r}.")
+        super().__init__(worker, sender=sender, labeler=labeler, prefetch=prefetch,
+                         classes=classes, undo_depth=undo_depth, lock=lock,
+                         on_change=on_change, close_workers=close_workers, seq=seq)
+        self.n = n
         self.budget_total = budget_total
         self.lookahead = lookahead
-        self.lock = lock if lock is not None else threading.RLock()
-        self.on_change = on_change
-        self.message = ""
-        self.error = ""
-        self.bootstrapped = False
-        self._close_workers = close_workers
-        self._seq = itertools.count(1)
+        #: the worker's suspect labels (``status()["suspects"]``: ``open``, ``confirmed``,
+        #: ``corrected``), read every ``_SUSPECTS_POLL`` s while the fetch thread runs
+        self.suspects: dict[str, Any] = {}
+        self._suspects_at = 0.0
         self._items: list[QueueItem] = []
-        self._undo: deque[Action] = deque(maxlen=undo_depth)
         self._rounds: dict[int, _Round] = {}
         self._round = 0  # the newest selection's round
-        self._seen: set[int] = set()  # every item this queue was given
         self._left: dict[int, QueueItem] = {}  # left out: skipped twice
         self._labeled = 0
         self._budget_left: int | None = None
         self._pool = 0
-        self._finished = False
         self._waiting_pool = False
         self._blocked = False  # lookahead: a query was refused or brought nothing new
         self.leases = False  # the worker leases items per labeler (next_items, leave_out)
-        self._failed = False  # the worker refused a request: wait for retry()
-        self._ready = threading.Event()
-        self._wake = threading.Event()
-        self._closed = threading.Event()
-        self._out = threading.Condition()  # its own lock: the sender never takes `lock`
-        self._outbox: deque[tuple[int, Any]] = deque()
-        self._unsent = 0  # answers given and not yet saved (or refused)
-        self._stopping = False
         self._last_row = 0  # journal row of the last answer the worker acknowledged
         self._send_failing = False
-        self._threads: list[threading.Thread] = []
+        self.page_size = page_size or 0
+        # loaded from the front: two pages in grid mode, so the next one is ready
+        self._window = max(prefetch + 1, 2 * self.page_size)
+        self._ahead = max(prefetch, 2 * self.page_size)  # lookahead: ask below this many
+        self._page: list[QueueItem] = []  # grid mode: the open page, in display order
+        self.page_id = 0  # grid mode: increases with every page opened
 
     # ------------------------------------------------------------ state
-    @property
-    def items(self) -> list[QueueItem]:
-        """Items waiting for an answer, front first (a copy)."""
-        with self.lock:
-            return list(self._items)
-
-    @property
-    def current(self) -> QueueItem | None:
-        """The item to answer now."""
-        with self.lock:
-            return self._items[0] if self._items else None
-
-    @property
-    def queued(self) -> list[int]:
-        """Ids of the items waiting for an answer, front first."""
-        with self.lock:
-            return [e.item_id for e in self._items]
-
-    @property
-    def actions(self) -> list[Action]:
-        """What Undo can take back, oldest first."""
-        with self.lock:
-            return list(self._undo)
-
     @property
     def left_out(self) -> list[int]:
         """Items skipped twice and left out of their round."""
@@ -382,45 +401,27 @@ class LabelQueue:
     def progress(self) -> dict[str, Any]:
         """``round`` (the oldest round still being answered, else the newest),
         ``round_done``, ``round_size``, ``left_out``, ``labeled``, ``budget_total``,
-        ``budget_left``, ``pool``."""
+        ``budget_left``, ``pool``, ``suspects`` (open suspect labels to review)."""
         with self.lock:
             rnd = min((r for r, info in self._rounds.items() if info.open), default=self._round)
             info = self._rounds.get(rnd, _Round())
             return {"round": rnd, "round_done": info.size - len(info.open) - len(info.left_out),
                     "round_size": info.size, "left_out": len(info.left_out),
                     "labeled": self._labeled, "budget_total": self.budget_total,
-                    "budget_left": self._budget_left, "pool": self._pool}
+                    "budget_left": self._budget_left, "pool": self._pool,
+                    "suspects": int(self.suspects.get("open") or 0)}
 
-    @property
-    def state(self) -> str:
-        """``starting``, ``labeling``, ``waiting``, ``done`` or ``error``."""
-        with self.lock:
-            if not self.bootstrapped:
-                return "starting"
-            if self._failed:
-                return "error"
-            if self._items and self._items[0].payload is not None:
-                return "labeling"
-            return "done" if self._finished and not self._items else "waiting"
+    def _showing(self) -> bool:
+        """A page open (grid mode), else a loaded front item (lock held)."""
+        return bool(self._page) if self.page_size else super()._showing()
 
     def _changed(self) -> None:
-        """Tell the view (lock held) and wake the fetch thread."""
-        self._wake.set()
-        if self.on_change is not None:
-            try:
-                self.on_change()
-            except Exception:  # a view's bug must not lose an answer
-                logger.exception("label queue: on_change failed")
+        """Re-form the page (grid mode), tell the view and wake the fetch thread."""
+        if self.page_size:
+            self._refresh_page()
+        super()._changed()
 
     # ------------------------------------------------------------ actions
-    def _find(self, item_id: int) -> QueueItem | None:
-        return next((e for e in self._items if e.item_id == item_id), None)
-
-    def _refuse(self, message: str) -> bool:
-        self.message = message
-        self._changed()
-        return False
-
     def answer(self, item_id: int, label: Any) -> bool:
         """Answer a queued item; the answer is saved in the background.
 
@@ -437,16 +438,20 @@ class LabelQueue:
             label = str(label)
             if label not in self.classes:
                 return self._refuse(f"{label!r} is not a class ({', '.join(self.classes)})")
-            self._items.remove(item)
-            item.label = label
-            self._undo.append(Action("answer", item, label=label, skips=item.skips))
-            self._send(item_id, label)
-            if (info := self._rounds.get(item.round)) is not None:
-                info.open.discard(item_id)
-            self._labeled += 1
+            self._undo.append(self._apply_answer(item, label))
             self.message = ""
             self._changed()
             return True
+
+    def _apply_answer(self, item: QueueItem, label: str) -> Action:
+        """Take a queued item out with its answer and send it (lock held; label checked)."""
+        self._items.remove(item)
+        item.label, item.choice, item.skip_mark = label, None, False
+        self._send(item.item_id, label)
+        if (info := self._rounds.get(item.round)) is not None:
+            info.open.discard(item.item_id)
+        self._labeled += 1
+        return Action("answer", item, label=label, skips=item.skips)
 
     def accept(self, item_id: int) -> bool:
         """Answer an item with the model's suggestion (Enter); never done unasked."""
@@ -466,172 +471,226 @@ class LabelQueue:
             item = self._find(item_id)
             if item is None:
                 return self._refuse(f"item {item_id} is not waiting for an answer")
-            self._items.remove(item)
-            before = item.skips
-            item.skips += 1
-            info = self._rounds.get(item.round)
-            others = any(e.skips == 0 and e.round == item.round for e in self._items)
-            if before and not others and not (info and info.keep_all):
-                item.left_out = True
-                self._left[item_id] = item
-                if self.leases:  # the worker takes it out of its round, for good
-                    self._send(item_id, _LEAVE)
-                if info is not None:
-                    info.open.discard(item_id)
-                    info.left_out.add(item_id)
-                self._undo.append(Action("leave", item, skips=before))
-                self.message = (f"item {item_id} left out of round {item.round}: skipped twice "
-                                "(Undo brings it back)")
-            else:
-                item.seq = next(self._seq)
-                self._items.append(item)
-                self._undo.append(Action("skip", item, skips=before))
-                self.message = f"skipped item {item_id}: it comes back at the end of the round"
+            act = self._apply_skip(item)
+            self._undo.append(act)
+            self.message = (f"item {item_id} left out of round {item.round}: skipped twice "
+                            "(Undo brings it back)" if act.kind == "leave" else
+                            f"skipped item {item_id}: it comes back at the end of the round")
             self._changed()
             return True
+
+    def _apply_skip(self, item: QueueItem) -> Action:
+        """Move a queued item to the end, or leave it out of its round (lock held)."""
+        self._items.remove(item)
+        before = item.skips
+        item.skips += 1
+        item.choice, item.skip_mark = None, False
+        info = self._rounds.get(item.round)
+        others = any(e.skips == 0 and e.round == item.round for e in self._items)
+        if before and not others and not (info and info.keep_all):
+            item.left_out = True
+            self._left[item.item_id] = item
+            if self.leases:  # the worker takes it out of its round, for good
+                self._send(item.item_id, _LEAVE)
+            if info is not None:
+                info.open.discard(item.item_id)
+                info.left_out.add(item.item_id)
+            return Action("leave", item, skips=before)
+        item.seq = next(self._seq)
+        self._items.append(item)
+        return Action("skip", item, skips=before)
 
     def undo(self) -> bool:
         """Reverse the last action: an answer is retracted, a skip taken back.
 
-        The item comes back to the front, unanswered, as it was before the action.
+        The item comes back to the front, unanswered, as it was before the action. A
+        confirmed page (grid mode) comes back whole: its answers are retracted, its
+        skips taken back, and it is the open page again with those answers as choices.
         """
         with self.lock:
             if not self._undo:
                 return self._refuse(f"nothing to undo (the last {self.undo_depth} actions "
                                     "can be taken back)")
             act = self._undo.pop()
-            item = act.item
-            info = self._rounds.get(item.round)
-            if act.kind == "answer":
-                self._send(item.item_id, None)  # a retraction: the journal keeps both rows
-                item.label, item.relabel = None, True
-                self._labeled -= 1
-                self.message = f"took back {act.label!r} for item {item.item_id}: answer again"
-            else:  # a skip or a leave: the item may be queued (or given back by the worker)
-                if act.kind == "leave" and self.leases:
-                    self._send(item.item_id, _RETURN)
-                if item in self._items:
-                    self._items.remove(item)
-                self._left.pop(item.item_id, None)
-                item.left_out = False
-                if info is not None:
-                    info.left_out.discard(item.item_id)
-                self.message = f"took back the skip of item {item.item_id}"
-            item.skips = act.skips
-            item.seq = next(self._seq)
-            self._items.insert(0, item)
-            self._seen.add(item.item_id)
-            if info is not None:
-                info.open.add(item.item_id)
+            if act.kind == "page":
+                for part in reversed(act.parts):
+                    self._undo_one(part)
+                for part in act.parts:  # a proposal taken as it was stays a proposal
+                    item = part.item
+                    item.choice = None if part.label == self.proposal(item) else part.label
+                    item.skip_mark = part.kind != "answer"
+                self._page = list(act.order)
+                self.page_id += 1
+                n = sum(p.kind == "answer" for p in act.parts)
+                self.message = (f"took back the page of {n} label(s): change what is wrong "
+                                "and confirm it again")
+            else:
+                self._undo_one(act)
+                self._page = []  # re-formed from the queue's front, choices kept
+                item = act.item
+                self.message = (f"took back {act.label!r} for item {item.item_id}: answer "
+                                "again" if act.kind == "answer" else
+                                f"took back the skip of item {item.item_id}")
             self._changed()
             return True
 
-    def retry(self) -> None:
-        """After an error: clear it and let the fetch thread try again."""
-        with self.lock:
-            self.error = ""
-            self._failed = False
-            self._changed()
+    def _undo_one(self, act: Action) -> None:
+        """Reverse one answer, skip or leave: the item goes to the front (lock held)."""
+        item = act.item
+        info = self._rounds.get(item.round)
+        if act.kind == "answer":
+            self._send(item.item_id, None)  # a retraction: the journal keeps both rows
+            item.label, item.relabel = None, True
+            self._labeled -= 1
+        else:  # a skip or a leave: the item may be queued (or given back by the worker)
+            if act.kind == "leave" and self.leases:
+                self._send(item.item_id, _RETURN)
+            if item in self._items:
+                self._items.remove(item)
+            self._left.pop(item.item_id, None)
+            item.left_out = False
+            if info is not None:
+                info.left_out.discard(item.item_id)
+        item.skips = act.skips
+        item.seq = next(self._seq)
+        self._items.insert(0, item)
+        self._seen.add(item.item_id)
+        if info is not None:
+            info.open.add(item.item_id)
 
-    # ------------------------------------------------------------ lifecycle
-    def start(self) -> LabelQueue:
-        """Start the sender and fetch threads (once)."""
-        if not self._threads:
-            for name, target in (("alaas-labels", self._send_loop),
-                                 ("alaas-prefetch", self._fetch_loop)):
-                thread = threading.Thread(target=target, name=name, daemon=True)
-                thread.start()
-                self._threads.append(thread)
-        return self
-
-    def step(self) -> None:
-        """One pass of the worker side in this thread: save answers, load items, select.
-
-        For a queue whose threads are not started (tests, scripts); errors propagate.
-        """
-        if self._threads:
-            raise RuntimeError("the queue's threads are running; step() is for a queue "
-                               "that was not started.")
-        self._deliver_all()
-        if not self.bootstrapped:
-            self.bootstrap()
-        self._top_up()
-
-    def wait_ready(self, timeout: float = 60.0) -> bool:
-        """Block until the first item is loaded (or the queue is done or failed)."""
-        return self._ready.wait(timeout)
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every answer given so far is saved by the worker (or refused)."""
-        if not self._threads:
-            self._deliver_all()
-        with self._out:
-            return self._out.wait_for(lambda: self._unsent == 0, timeout)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop asking for items; answers already given are still sent (for up to 10 s)."""
-        self._closed.set()
-        with self._out:
-            self._stopping = True
-            self._out.notify_all()
-        self._wake.set()
-        for thread in self._threads:
-            thread.join(timeout)
-        if not self._threads and self._close_workers:  # never started: no thread owns them
-            for worker in {id(w): w for w in (self.fetcher, self.sender)}.values():
-                worker.close()  # type: ignore[attr-defined]
-
+    # ------------------------------------------------------------ grid mode: pages
     @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
+    def page(self) -> list[QueueItem]:
+        """Grid mode: the open page's items, in the order it shows them (a copy)."""
+        with self.lock:
+            return list(self._page)
+
+    def proposal(self, item: QueueItem) -> str | None:
+        """The class proposed for an item: its suggestion, when that is a class."""
+        s = item.suggestion
+        return str(s["label"]) if s is not None and str(s["label"]) in self.classes else None
+
+    def page_answer(self, item: QueueItem) -> str | None:
+        """What confirming the page sends for an item: its choice, else its proposal
+        (None: skipped, or neither)."""
+        return None if item.skip_mark else item.choice or self.proposal(item)
+
+    def describe_page(self) -> list[dict[str, Any]]:
+        """What a view shows of the open page: each item's :meth:`QueueItem.describe`
+        plus ``proposal``, ``choice``, ``skip`` and ``answer`` (see :meth:`page_answer`)."""
+        with self.lock:
+            return [e.describe() | {"proposal": self.proposal(e), "choice": e.choice,
+                                    "skip": e.skip_mark, "answer": self.page_answer(e)}
+                    for e in self._page]
+
+    def _page_item(self, item_id: int) -> QueueItem | None:
+        return next((e for e in self._page if e.item_id == item_id), None)
+
+    def choose(self, item_id: int, label: Any) -> bool:
+        """Set the class of an item on the open page (nothing is sent until confirmed)."""
+        with self.lock:
+            item = self._page_item(item_id)
+            if item is None:
+                return self._refuse(f"item {item_id} is not on the page shown")
+            label = str(label)
+            if label not in self.classes:
+                return self._refuse(f"{label!r} is not a class ({', '.join(self.classes)})")
+            item.choice, item.skip_mark = label, False
+            self.message = ""
+            self._changed()
+            return True
+
+    def mark_skip(self, item_id: int, skip: bool | None = None) -> bool:
+        """Leave an item of the open page out of its answers (``skip=None``: toggle)."""
+        with self.lock:
+            item = self._page_item(item_id)
+            if item is None:
+                return self._refuse(f"item {item_id} is not on the page shown")
+            item.skip_mark = not item.skip_mark if skip is None else bool(skip)
+            self.message = ""
+            self._changed()
+            return True
+
+    def confirm_page(self, page_id: int | None = None) -> bool:
+        """Answer every item of the open page; each answer is saved on its own.
+
+        Parameters
+        ----------
+        page_id : int, optional
+            The page the view confirms; another one (replaced meanwhile) is refused.
+
+        Returns
+        -------
+        applied : bool
+            False (with :attr:`message` saying why) when there is no page, it is not
+            ``page_id``, or an item has neither a choice nor a proposal.
+        """
+        with self.lock:
+            if not self._page:
+                return self._refuse("no page to confirm yet: the next items are loading")
+            if page_id is not None and page_id != self.page_id:
+                return self._refuse(f"page {page_id} is no longer shown (page "
+                                    f"{self.page_id} is): look at it and confirm again")
+            missing = [e.item_id for e in self._page
+                       if not e.skip_mark and self.page_answer(e) is None]
+            if missing:
+                some = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+                return self._refuse(f"{len(missing)} item(s) have no proposal yet (items "
+                                    f"{some}): give each a class, or skip it, then confirm")
+            order = list(self._page)
+            answers = [(e, self.page_answer(e)) for e in order if not e.skip_mark]
+            parts = [self._apply_answer(e, label) for e, label in answers]
+            parts += [self._apply_skip(e) for e in order if e.skip_mark]
+            self._undo.append(Action("page", order[0], parts=parts, order=order))
+            self._page = []
+            skipped = len(order) - len(answers)
+            self.message = (f"page confirmed: {len(answers)} label(s) saved"
+                            + (f", {skipped} skipped" if skipped else ""))
+            self._changed()
+            return True
+
+    def _refresh_page(self) -> None:
+        """Drop page items answered elsewhere; with none left, open the next page once
+        its items are loaded (lock held)."""
+        queued = {id(e) for e in self._items}
+        self._page = [e for e in self._page if id(e) in queued]
+        if self._page:
+            return
+        front = self._items[: self.page_size]
+        if front and all(e.payload is not None for e in front):
+            self._page = self._page_order(front)
+            self.page_id += 1
+
+    def _page_order(self, items: list[QueueItem]) -> list[QueueItem]:
+        """Items without a proposal first, then by proposed class (the classes' order),
+        the least confident first within a class, then in queue order."""
+        index = {c: i for i, c in enumerate(self.classes)}
+
+        def key(pos_item: tuple[int, QueueItem]) -> tuple[int, float, int]:
+            pos, e = pos_item
+            label = self.proposal(e)
+            if label is None:
+                return (-1, 0.0, pos)
+            conf = (e.suggestion or {}).get("confidence")
+            return (index[label], 1.0 if conf is None else float(conf), pos)
+
+        return [e for _, e in sorted(enumerate(items), key=key)]
 
     # ------------------------------------------------------------ sender
-    def _send(self, item_id: int, label: Any) -> None:
-        with self._out:
-            self._outbox.append((item_id, label))
-            self._unsent += 1
-            self._out.notify_all()
-
-    def _take(self, block: bool) -> list[tuple[int, Any]] | None:
-        """The answers to send next, in order, no item twice; None once stopped and empty."""
-        with self._out:
-            while block and not self._outbox and not self._stopping:
-                self._out.wait()
-            if not self._outbox:
-                return None if self._stopping else []
-            if self._outbox[0][1] is _LEAVE or self._outbox[0][1] is _RETURN:
-                return [self._outbox.popleft()]  # not an answer: on its own
-            batch: list[tuple[int, Any]] = []
-            while (self._outbox and len(batch) < _BATCH
-                   and self._outbox[0][1] is not _LEAVE and self._outbox[0][1] is not _RETURN
-                   and all(self._outbox[0][0] != i for i, _ in batch)):
-                batch.append(self._outbox.popleft())
-            return batch
+    def _next_batch(self) -> list[tuple[int, Any]]:
+        """The answers to send next, in order, no item twice (``_out`` held)."""
+        if self._outbox[0][1] is _LEAVE or self._outbox[0][1] is _RETURN:
+            return [self._outbox.popleft()]  # not an answer: on its own
+        batch: list[tuple[int, Any]] = []
+        while (self._outbox and len(batch) < _BATCH
+               and self._outbox[0][1] is not _LEAVE and self._outbox[0][1] is not _RETURN
+               and all(self._outbox[0][0] != i for i, _ in batch)):
+            batch.append(self._outbox.popleft())
+        return batch
 
     def _sent(self, n: int) -> None:
-        with self._out:
-            self._unsent -= n
-            self._out.notify_all()
-        self._wake.set()
-
-    def _send_loop(self) -> None:
-        try:
-            while (batch := self._take(block=True)) is not None:
-                self._deliver(batch)
-                self._sent(len(batch))
-        finally:
-            if self._close_workers:
-                self.sender.close()  # type: ignore[attr-defined]
-
-    def _deliver_all(self) -> None:
-        while batch := self._take(block=False):
-            self._deliver(batch)
-            self._sent(len(batch))
-
-    def _set_error(self, error: str) -> None:
-        with self.lock:
-            self.error = error
-            self._changed()
+        super()._sent(n)
+        self._wake.set()  # a round may be due now that its answers are saved
 
     def _deliver(self, batch: list[tuple[int, Any]]) -> None:
         """Save answers; after a failure wait for the worker and resend only what it lacks.
@@ -701,35 +760,23 @@ class LabelQueue:
         return [a for a in todo if a not in held]
 
     # ------------------------------------------------------------ fetch
-    def _fetch_loop(self) -> None:
-        backoff = 0.0
-        try:
-            while not self._closed.is_set():
-                self._wake.clear()  # before the work: a wake-up during it is not lost
-                try:
-                    if not self.bootstrapped:
-                        self.bootstrap()
-                    self._top_up()
-                    backoff = 0.0
-                except Exception as exc:
-                    logger.debug("label queue: fetch failed", exc_info=True)
-                    with self.lock:
-                        self.error = f"{type(exc).__name__}: {exc}"
-                        self._failed = isinstance(exc, RemoteError)
-                        self._changed()
-                    self._ready.set()
-                    if self._failed:  # wait for retry() rather than hammer the worker
-                        while self._failed and not self._closed.is_set():
-                            self._wake.wait(0.5)
-                            self._wake.clear()
-                        continue
-                    backoff = min(10.0, max(0.5, backoff * 2))
-                    self._closed.wait(backoff)
-                    continue
-                self._wake.wait(1.0)
-        finally:
-            if self._close_workers:
-                self.fetcher.close()  # type: ignore[attr-defined]
+    def _idle_seconds(self) -> float:
+        # an empty queue asks again soon: the worker may be landing a fit right now
+        return 0.15 if not self._items and not self._finished else 1.0
+
+    def _poll(self) -> None:
+        self._poll_suspects()
+
+    def _poll_suspects(self) -> None:
+        """Every ``_SUSPECTS_POLL`` s: the worker's suspect counts (for a "Review" button)."""
+        if time.monotonic() - self._suspects_at < _SUSPECTS_POLL:
+            return
+        self._suspects_at = time.monotonic()
+        found = self.fetcher.status().get("suspects") or {}
+        with self.lock:
+            if found != self.suspects:
+                self.suspects = found
+                self._changed()
 
     def bootstrap(self) -> None:
         """Classes, budget and progress from the worker; pending items and Undo from history.
@@ -785,6 +832,7 @@ class LabelQueue:
             self._changed()
 
     def _apply_status(self, status: dict[str, Any]) -> None:
+        self.suspects = status.get("suspects") or self.suspects
         self._labeled = int(status.get("n_labeled") or 0)
         left = status.get("budget_left")
         self._budget_left = None if left is None else int(left)
@@ -796,21 +844,11 @@ class LabelQueue:
         """Load the next items' content; close a round or ask for a selection when due."""
         while not self._closed.is_set():
             with self.lock:
-                need = [e for e in self._items[: self.prefetch + 1] if e.payload is None]
-            if need:
-                self._load(need)
+                need = [e for e in self._items[: self._window] if e.payload is None]
+            if need:  # a page (or prefetch + 1 items) per request: the front comes first
+                self._load(need[: max(self.page_size, self.prefetch + 1)])
             elif not self._advance():
                 return
-
-    def _load(self, items: list[QueueItem]) -> None:
-        data = self.fetcher.item_data([e.item_id for e in items])
-        by_id = {int(it["item_id"]): it for it in data}
-        with self.lock:
-            for e in items:
-                e.payload = by_id.get(e.item_id) or {"kind": "error",
-                                                     "text": "the worker sent no content"}
-            self._changed()
-        self._ready.set()
 
     def _advance(self) -> bool:
         """Close the newest round without its left-out items, or query, when due.
@@ -823,7 +861,7 @@ class LabelQueue:
             newest = self._rounds.get(self._round)
             answered = newest is None or not newest.open
             early = ((self.lookahead or self.leases) and not self._blocked
-                     and len(self._items) < self.prefetch)
+                     and len(self._items) < self._ahead)
             if self.leases:  # the worker leases items and closes rounds itself
                 if not early:
                     return False

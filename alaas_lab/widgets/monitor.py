@@ -9,7 +9,7 @@ from typing import Any
 import traitlets
 
 from ..client import Client
-from ._base import JS_DIR, RefreshingWidget, connect
+from ._base import RefreshingWidget, connect, front_end_module
 
 __all__ = ["PipelineMonitor"]
 
@@ -50,7 +50,7 @@ class PipelineMonitor(RefreshingWidget):
     ``history`` request, the quarantine if it changed.
     """
 
-    _esm = JS_DIR / "monitor.js"
+    _esm = front_end_module("monitor.js")
 
     stages = traitlets.List(traitlets.Dict()).tag(sync=True)
     push = traitlets.Dict().tag(sync=True)

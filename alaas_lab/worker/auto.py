@@ -285,15 +285,19 @@ class AutoPilot:
             labeling = current > 0 and not self._recorded(current)
             if not labeling:
                 start = True
-            elif self._ahead_round == current + 1:
-                return  # prepared already
             else:
                 start = False
                 nxt = current + 1
+                prepared = self._ahead if self._ahead_round == nxt else {}
+                # a candidate with too few labels in its set yet picks on a later call
+                ready = [n for n in self.ctrl.survivors
+                         if n not in prepared and self._can_pick_ahead(n)]
+                if not ready:
+                    return  # prepared already, or waiting for labels
                 blocked = {}
                 pending = np.zeros(self.s.n_items, dtype=bool)
                 pending[list(self.s.pending)] = True
-                for name in self.ctrl.survivors:
+                for name in ready:
                     mask = self._base_blocked() | pending
                     mask[self.members(name)] = True
                     blocked[name] = mask
@@ -315,7 +319,22 @@ class AutoPilot:
                 return  # the round moved on meanwhile: these picks are stale
             for name, ids in picks.items():
                 self.s.queue_ahead(ids, nxt, name)
-            self._ahead, self._ahead_round = picks, nxt
+            if self._ahead_round != nxt:
+                self._ahead, self._ahead_round = {}, nxt
+            self._ahead.update(picks)
+
+    def _can_pick_ahead(self, name: str) -> bool:
+        """A model-free candidate always; one that needs a head once half its set is labeled.
+
+        Early in the seed round a head would rest on a label or two; until half the set
+        is in, the candidate picks when the round's fits land instead (the labeler has
+        the model-free candidates' picks meanwhile).
+        """
+        if not strategies.needs_model(name):
+            return True
+        members = self.members(name)
+        labeled = int(self.s.train_mask()[members[members < self.s.n_items]].sum())
+        return labeled >= 1 and 2 * labeled >= len(members)
 
     def _withdraw(self, picks: dict[str, list[int]]) -> None:
         """Drop the prepared picks of eliminated candidates that no one was shown."""

@@ -19,9 +19,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import nbformat
 
@@ -103,37 +105,50 @@ def jupyter_env(base: Path) -> dict[str, str]:
     return env
 
 
+_Server = TypeVar("_Server", bound=JupyterLab)
+
+
 def start_jupyterlab(root: Path, base: Path, *, timeout: float = 90.0) -> JupyterLab:
     """JupyterLab on a free 127.0.0.1 port with a token, serving ``root``."""
+    return _start_server(JupyterLab, "JupyterLab", "jupyterlab", "LabApp", root, base,
+                         timeout=timeout, extra=[
+                             "--LabApp.news_url=None",
+                             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"])
+
+
+def _start_server(kind: type[_Server], title: str, module: str, app: str, root: Path,
+                  base: Path, *, timeout: float, extra: list[str]) -> _Server:
+    """``python -m <module>`` (a Jupyter server app) on a free 127.0.0.1 port with a token,
+    serving ``root``, isolated by :func:`jupyter_env`; ``app`` is its configurable
+    class (``LabApp``, ``JupyterNotebookApp``). Returns once ``/api/status`` answers."""
     env = jupyter_env(base)
     port, token = free_port(), secrets.token_hex(16)
-    log = base / "jupyterlab.log"
-    args = [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
+    log = base / f"{module}.log"
+    args = [sys.executable, "-m", module, "--allow-root", "--no-browser",
             "--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-            "--ServerApp.terminals_enabled=False", "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.expose_app_in_browser=True",
-            f"--LabApp.user_settings_dir={env['JUPYTERLAB_SETTINGS_DIR']}",
-            f"--LabApp.workspaces_dir={env['JUPYTERLAB_WORKSPACES_DIR']}",
+            "--ServerApp.terminals_enabled=False",
+            f"--{app}.expose_app_in_browser=True",
+            f"--{app}.user_settings_dir={env['JUPYTERLAB_SETTINGS_DIR']}",
+            f"--{app}.workspaces_dir={env['JUPYTERLAB_WORKSPACES_DIR']}",
             "--LanguageServerManager.autodetect=False",
-            "--KernelSpecManager.ensure_native_kernel=False"]
+            "--KernelSpecManager.ensure_native_kernel=False", *extra]
     with open(log, "ab") as out:
         proc = subprocess.Popen(args, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    lab = JupyterLab(proc, f"http://127.0.0.1:{port}", token, root, log)
+    server = kind(proc, f"http://127.0.0.1:{port}", token, root, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited ({proc.returncode}):\n{lab.log_tail()}")
+            raise RuntimeError(f"{title} exited ({proc.returncode}):\n{server.log_tail()}")
         try:
-            urllib.request.urlopen(f"{lab.url}/api/status?token={token}", timeout=2).close()
-            return lab
+            urllib.request.urlopen(f"{server.url}/api/status?token={token}", timeout=2).close()
+            return server
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
-    lab.stop()
-    raise RuntimeError(f"JupyterLab did not answer within {timeout} s:\n{lab.log_tail()}")
+    server.stop()
+    raise RuntimeError(f"{title} did not answer within {timeout} s:\n{server.log_tail()}")
 
 
 def write_notebook(path: Path, cells: list[str]) -> Path:
@@ -151,22 +166,27 @@ MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
 def digits_session(root: Path, *, per_round: int = 10, total: int = 100, pool: int = 300,
                    labeler: str = "browser", dataset: str = "digits",
                    strategy: str = "least_confidence",
-                   candidates: tuple[str, ...] = (), mode: str = "sync") -> list[str]:
+                   candidates: tuple[str, ...] = (), mode: str = "sync",
+                   target_accuracy: float = 0.8, params: dict | None = None) -> list[str]:
     """Write ``config.yml`` for a session in ``root``; return the notebook's cells.
 
     ``dataset`` is ``"digits"`` (scikit-learn's 8×8 digits, ``pool`` ≤ 1500) or
     ``"mnist"`` (28×28, from ``../shared/data/mnist``). Pool items get ids
     ``0..pool-1`` in order, so the test knows each item's true class. ``strategy="auto"``
-    races ``candidates`` with PSHEA.
+    races ``candidates`` with PSHEA (``params``: its ``strategy.params``).
+    ``mode`` is ``rounds.mode`` (``sync``: the paper's loop; ``async``: the worker's
+    default, the next round selected while this one is labeled).
     """
+    strat = {"type": strategy, "candidates": list(candidates)}
+    if params:
+        strat["params"] = params
     config = {"name": f"browser-{dataset}", "session_dir": str(root / "session"),
-              "active_learning": {"strategy": {"type": strategy,
-                                               "candidates": list(candidates)},
+              "active_learning": {"strategy": strat,
                                   "model": {"name": "flatten", "batch_size": 256}},
               "data": {"kind": "array"}, "classes": [str(i) for i in range(10)],
               "budget": {"total": total, "per_round": per_round, "initial": per_round},
-              "target_accuracy": 0.8, "cache_dir": str(root / "cache"), "seed": 0,
-              "rounds": {"mode": mode}}  # sync: the paper's loop, rounds in order
+              "target_accuracy": target_accuracy, "cache_dir": str(root / "cache"),
+              "seed": 0, "rounds": {"mode": mode}}
     (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
     if dataset == "mnist":
         load = ("from alaas_lab.datasets import mnist\n"
@@ -192,6 +212,42 @@ def digits_session(root: Path, *, per_round: int = 10, total: int = 100, pool: i
         f"%alaas label --labeler {labeler}",
         "%alaas dashboard",
     ]
+
+
+def small_digits_session(root: Path, name: str, *, per_round: int, total: int = 200,
+                         **config: Any) -> list[str]:
+    """Write ``<name>.yml`` for a synchronous least-confidence session on flattened digits
+    (in ``<name>-session/``; ``config``: more top-level keys); return the cells that load
+    300 digits (``d``, ``pool``), start the session and push the pool."""
+    config = {"name": f"browser-{name}", "session_dir": str(root / f"{name}-session"),
+              "active_learning": {"strategy": {"type": "least_confidence"},
+                                  "model": {"name": "flatten", "batch_size": 256}},
+              "data": {"kind": "array"}, "classes": [str(i) for i in range(10)],
+              "budget": {"total": total, "per_round": per_round, "initial": per_round},
+              "cache_dir": str(root / "cache"), "seed": 0, "rounds": {"mode": "sync"},
+              **config}
+    (root / f"{name}.yml").write_text(json.dumps(config))  # JSON is YAML
+    return [
+        "%load_ext alaas_lab\nimport numpy as np\nfrom sklearn.datasets import load_digits\n"
+        "d = load_digits()\npool = d.images[:300].astype(np.float32)",
+        f"%alaas start {name}.yml",
+        "%alaas push pool",
+    ]
+
+
+@contextmanager
+def session_notebook(root: Path, notebook: str, cells: list[str], config: str) -> Iterator[Path]:
+    """Write ``root/notebook`` with ``cells``; yield ``root``; then kill the worker that
+    the session ``root/config`` started (if it still runs)."""
+    from alaas_lab.server import Server
+
+    write_notebook(root / notebook, cells)
+    try:
+        yield root
+    finally:
+        srv = Server(config_path=root / config)
+        if srv.is_alive():
+            srv.kill()
 
 
 def launch_chromium(playwright: Any) -> Any:
@@ -364,3 +420,72 @@ def set_theme(page: Any, theme: str, timeout: float = 30.0) -> None:
 # (Playwright takes a string for a function only when it starts as one: no leading comment)
 CONTRAST_JS = "\n".join(line for line in (Path(__file__).parent / "contrast.js").read_text()
                          .splitlines() if not line.startswith("//"))
+
+
+# ---------------------------------------------------------------- key → next item probe
+
+# Installed once on a page with a labeler (``page.evaluate(KEY_PROBE_JS)``): from each
+# key press (a capture listener on ``window``, before the widget's own) until the
+# labeler shows another item, it records in ``window.__alaasKeyProbe.samples``
+# ``{dom_ms, paint_ms, prev, id, seen}``: the time until ``data-item-id`` changed, until
+# the first frame painted after that (requestAnimationFrame, then a task), the item
+# answered and the one shown, and every other state it passed through on the way
+# (``no item``, ``state=waiting``, ``state=done``...; from the mutation records' old
+# values, so even a flicker is seen). A sample is pushed after the paint.
+KEY_PROBE_JS = """() => {
+  const el = document.querySelector('.alaas-labeler');
+  const probe = { t0: null, prev: null, seen: [], samples: [] };
+  window.__alaasKeyProbe = probe;
+  window.addEventListener('keydown', () => {
+    probe.t0 = performance.now(); probe.prev = el.dataset.itemId; probe.seen = [];
+  }, true);
+  const afterPaint = (fn) => requestAnimationFrame(() => {
+    const ch = new MessageChannel(); ch.port1.onmessage = fn; ch.port2.postMessage(0);
+  });
+  new MutationObserver((records) => {
+    if (probe.t0 === null) return;
+    for (const r of records) {
+      if (r.attributeName === 'data-state' && r.oldValue !== 'labeling')
+        probe.seen.push(`state=${r.oldValue}`);
+      if (r.attributeName === 'data-item-id' && r.oldValue === '') probe.seen.push('no item');
+    }
+    const id = el.dataset.itemId, state = el.dataset.state;
+    if (!id || state !== 'labeling') {
+      probe.seen.push(id ? `state=${state}` : 'no item');
+      if (state !== 'labeling') probe.seen.push(`state=${state}`);
+      return;
+    }
+    if (id === probe.prev) return;
+    const t0 = probe.t0, dom = performance.now() - t0;
+    const sample = { dom_ms: dom, prev: probe.prev, id, seen: [...new Set(probe.seen)] };
+    probe.t0 = null;
+    afterPaint(() => probe.samples.push({ ...sample, paint_ms: performance.now() - t0 }));
+  }).observe(el, { attributes: true, attributeOldValue: true,
+                   attributeFilter: ['data-item-id', 'data-state'] });
+  return true;
+}"""
+
+
+def key_probe_samples(page: Any) -> list[dict[str, Any]]:
+    """What :data:`KEY_PROBE_JS` recorded so far, one dict per key press answered."""
+    return page.evaluate("window.__alaasKeyProbe.samples")
+
+
+# ---------------------------------------------------------------- Jupyter Notebook 7
+
+class Notebook7(JupyterLab):
+    """A running Jupyter Notebook 7 server (``jupyter notebook``): one document per tab."""
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/notebooks/{name}?token={self.token}"
+
+
+def start_notebook7(root: Path, base: Path, *, timeout: float = 90.0) -> Notebook7:
+    """Jupyter Notebook 7 (the ``notebook`` package) on a free 127.0.0.1 port, serving ``root``.
+
+    The same isolation as :func:`start_jupyterlab` (temp Jupyter dirs, this
+    interpreter's kernelspec, no news, no update checks); the app is exposed as
+    ``window.jupyterapp``, so the page helpers above work unchanged.
+    """
+    return _start_server(Notebook7, "Jupyter Notebook", "notebook", "JupyterNotebookApp",
+                         root, base, timeout=timeout, extra=[])
