@@ -335,6 +335,56 @@ class Client:
                 content[name] = value
         return self.request("history", content)
 
+    def pool_map(self, *, since_version: int | None = None, wait: bool = False,
+                 timeout: float = 600.0) -> dict[str, Any]:
+        """The pool's 2-D map: ``xy`` (n, 2) float32 and ``item_ids`` (n,) as arrays, with
+        per-point ``predicted``, ``uncertainty``, ``point_state``, ``strategy``, ``label``
+        and ``suspect`` arrays (see ``pool_map_reply`` in docs/protocol.md).
+
+        ``since_version``: the version held already (then only the per-point fields
+        come back if it is still the newest); ``wait``: for a running projection.
+        """
+        content: dict[str, Any] = {"wait": bool(wait), "timeout": float(timeout)}
+        if since_version is not None:
+            content["since_version"] = int(since_version)
+        return self.request("pool_map", content,
+                            timeout=(timeout + self.timeout) if wait else None)
+
+    def queue_items(self, items: Sequence[int] | np.ndarray, *,
+                    labeler: str | None = None) -> dict[str, Any]:
+        """Put items (a selection on the map) at the front of the labelers' queue.
+
+        Returns ``item_ids`` (the items queued), ``n_queued`` and ``skipped`` counts.
+        """
+        content: dict[str, Any] = {"item_ids": np.asarray(items, dtype=np.int64).reshape(-1)}
+        if labeler:
+            content["labeler"] = labeler
+        return self.request("queue_items", content)
+
+    def suspects(self, *, refresh: bool = False, wait: bool = False, limit: int | None = None,
+                 timeout: float = 600.0) -> dict[str, Any]:
+        """Labels that are likely mistakes, most likely first (``items``), and review counts."""
+        content: dict[str, Any] = {"refresh": bool(refresh), "wait": bool(wait),
+                                   "timeout": float(timeout)}
+        if limit is not None:
+            content["limit"] = int(limit)
+        return self.request("suspects", content,
+                            timeout=(timeout + self.timeout) if wait else None)
+
+    def relabel(self, item: int, label: Any, *, labeler: str | None = None,
+                undo: bool = False) -> dict[str, Any]:
+        """Review a label: the same label confirms it, another corrects it (both journaled).
+
+        ``undo``: take back the item's newest review instead; ``label`` is the label that
+        review found, which comes back.
+        """
+        content: dict[str, Any] = {"item_id": int(item), "label": _plain(label)}
+        if labeler:
+            content["labeler"] = labeler
+        if undo:
+            content["undo"] = True
+        return self.request("relabel", content)
+
     def fit(self) -> dict[str, Any]:
         """Train the last layer on every label now, evaluate, record the round."""
         return self.request("fit")

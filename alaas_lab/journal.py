@@ -820,3 +820,29 @@ class Journal:
         with self._locked() as conn:
             rows = conn.execute(q, args).fetchall()
         return [EventRecord(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    # -- label reviews ------------------------------------------------------------ #
+    def record_review(self, item_id: int, *, before: int | str, after: int | str,
+                      labeler: str | None = None, source: str = "suspects") -> int:
+        """Journal a person's review of a label; ``after == before`` confirms it.
+
+        A different ``after`` is a correction (the new label itself is a label row,
+        recorded with :meth:`record_label`). ``source`` names what asked for the
+        review (``"suspects"``). Returns the event id.
+        """
+        item_id = _check_int(item_id, "item_id")
+        payload = {"item_id": item_id, "before": _check_label(before),
+                   "after": _check_label(after), "labeler": labeler, "source": source}
+        return self.record_event("label_review", payload)
+
+    def reviews(self, item_id: int | None = None) -> list[dict[str, Any]]:
+        """Reviews oldest first: ``item_id``, ``before``, ``after``, ``kind``
+        (``confirmed`` or ``corrected``), ``labeler``, ``source``, ``time`` (epoch s)."""
+        out = []
+        for e in self.events("label_review"):
+            p = e.payload
+            if item_id is not None and p["item_id"] != item_id:
+                continue
+            kind = "confirmed" if p["after"] == p["before"] else "corrected"
+            out.append({**p, "kind": kind, "time": e.time, "event_id": e.event_id})
+        return out

@@ -274,8 +274,21 @@ class Lab:
         return {"connection_file": self.connection_file}
 
     def label(self, n: int | None = None, *, keys: Sequence[str] | str | None = None,
-              labeler: str | None = None, prefetch: int = 4) -> LabelingWidget:
+              labeler: str | None = None, prefetch: int = 4,
+              grid: int | None = None, review: bool = False) -> LabelingWidget:
         """The labeling widget; ``n`` items per selection (default ``budget.per_round``).
+
+        ``review=True``: open on the review of the suspect labels (see :meth:`suspects`),
+        most likely mistake first, each with its label and the out-of-fold head's
+        class: Enter keeps the label (journaled as confirmed), a class key corrects it
+        (journaled with who and when), Space leaves it, Backspace undoes. "Back to
+        labeling" goes on with new items; in label mode a "Review N suspects" button
+        opens the review. Not with ``grid``.
+
+        ``grid=24``: pages of 24 thumbnails grouped by the model's predicted class,
+        each proposed its suggestion; Enter confirms a page (one label per item). In
+        synchronous rounds a page holds at most the round's remaining items: give
+        ``n >= grid`` for full pages.
 
         One labeling widget is live per Lab: making a new one stops the previous one
         (after its answers are sent).
@@ -285,7 +298,7 @@ class Lab:
         widget = LabelingWidget(**args, n=budget.per_round if n is None else n,
                                 budget_total=budget.total or None, round_budget=budget.per_round,
                                 keys=keys, labeler=labeler or self.labeler, prefetch=prefetch,
-                                start=False)
+                                grid=grid, review=review, start=False)
         # only a widget that was made (arguments accepted) replaces the previous one
         if self._labeler is not None:
             self._labeler.shutdown("a newer labeling widget took over")
@@ -308,6 +321,41 @@ class Lab:
         widget = PipelineMonitor(**self._widget_args())
         self._widgets.append(widget)
         return widget
+
+    def map(self, *, color_by: str = "class", poll: float = 5.0) -> Any:
+        """The pool map: every embedded item in 2-D (t-SNE), coloured by ``color_by``
+        (``class``, ``uncertainty``, ``state``, ``strategy``, ``suspect``); hover shows an
+        item, a lasso selection can be sent to the labeler as a queue."""
+        from .widgets.pool_map import PoolMap
+
+        widget = PoolMap(**self._widget_args(), labeler=self.labeler, poll=poll,
+                         color_by=color_by)
+        self._widgets.append(widget)
+        return widget
+
+    # ------------------------------------------------------------ suspect labels
+    def suspects(self, *, refresh: bool = False, wait: bool = True, limit: int | None = None
+                 ) -> Any:
+        """Labels that are likely mistakes (confident learning on out-of-fold predictions
+        of the head), most likely first: a DataFrame (a list of dicts without pandas) with
+        ``item_id``, ``uri``, ``label``, ``suggested``, ``self_confidence``, ``rank``.
+
+        The worker scores the labels after each round; ``refresh=True`` scores them now.
+        Review each with :meth:`relabel`.
+        """
+        reply = self.client.suspects(refresh=refresh, wait=wait, limit=limit)
+        rows = reply["items"]
+        try:
+            import pandas as pd
+        except ImportError:
+            return rows
+        return pd.DataFrame(rows, columns=["item_id", "uri", "label", "suggested",
+                                           "self_confidence", "rank"])
+
+    def relabel(self, item: int, label: Any, *, labeler: str | None = None) -> dict[str, Any]:
+        """Review one label: the same label confirms it, another corrects it; both are
+        journaled with who and when (``kind``: ``confirmed`` or ``corrected``)."""
+        return self.client.relabel(item, label, labeler=labeler or self.labeler)
 
     # ------------------------------------------------------------ labels out
     def _label_rows(self, history: bool, include_eval: bool) -> list[dict[str, Any]]:
@@ -386,9 +434,10 @@ def format_status(status: dict[str, Any], lab: Lab | None = None) -> str:
     name = lab.config.name if lab is not None else status.get("name", "")
     lines = [f"alaas_lab session {name}{where}: worker pid {status.get('pid')}, "
              f"{status.get('state')}"]
-    lines.append(f"  pool: {status.get('n_items', 0)} items ({status.get('n_embedded', 0)} "
-                 f"embedded, {status.get('n_quarantined', 0)} quarantined), "
-                 f"evaluation set: {status.get('n_eval', 0)}")
+    n_items, n_eval = status.get("n_items", 0), status.get("n_eval", 0)
+    lines.append(f"  pool: {n_items - n_eval} items, evaluation set: {n_eval} "
+                 f"({status.get('n_embedded', 0)} of the {n_items} embedded, "
+                 f"{status.get('n_quarantined', 0)} quarantined)")
     total = budget_total(status)
     labeled = status.get("n_labeled", 0)
     budget = "" if total is None else f" of {total}"

@@ -41,6 +41,15 @@ def _parser(cmd: str, *args: tuple[tuple[str, ...], dict[str, Any]]) -> _Parser:
     return p
 
 
+def _grid_size(text: str) -> int:
+    """``--grid N``: a whole number (the widget checks its range)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"thumbnails per page must be a whole number such as 24; got {text!r}") from None
+
+
 _PARSERS = {
     "start": _parser("start", (("config",), {"nargs": "?"}),
                      (("--session",), {"default": None}),
@@ -51,9 +60,14 @@ _PARSERS = {
                                                                  "metavar": "LABELS"}),
                     (("--async",), {"action": "store_true", "dest": "asynchronous"})),
     "label": _parser("label", (("n",), {"nargs": "?", "type": int}),
-                     (("--keys",), {"default": None}), (("--labeler",), {"default": None})),
+                     (("--keys",), {"default": None}), (("--labeler",), {"default": None}),
+                     (("--grid",), {"default": None, "type": _grid_size, "metavar": "N"}),
+                     (("--review",), {"action": "store_true"})),
     "dashboard": _parser("dashboard"),
     "monitor": _parser("monitor"),
+    "map": _parser("map", (("--color",), {"default": "class",
+                                          "choices": ["class", "uncertainty", "state",
+                                                      "strategy", "suspect"]})),
     "status": _parser("status"),
     "export": _parser("export", (("path",), {}),
                       (("--history",), {"action": "store_true"}),
@@ -93,18 +107,26 @@ class AlaasMagics(Magics):
                 name of a variable holding an array of items (n, ...) or a list of URIs.
                 --eval LABELS: the items are the evaluation set, LABELS a variable
                 with one label per item. --async: return at once (see %alaas monitor).
-            %alaas label [n] [--keys KEYS] [--labeler NAME]
+            %alaas label [n] [--keys KEYS] [--labeler NAME] [--grid N] [--review]
                 Show the labeling widget: n items per selection (default: the config's
                 budget.per_round). Classes named by one digit or letter each answer to
                 their own key ("3" labels class "3"); other classes to 1-9, 0, then A-Z
                 in order (--keys KEYS: one key per class). Space skips, Backspace
-                takes back one of the last 10 answers.
+                takes back one of the last 10 answers. --grid N: pages of N
+                thumbnails (1-64) grouped by predicted class, each proposed the
+                model's class; click or arrow to one and press a class key to change
+                it, Enter confirms the page (one label per item). --review: review
+                the suspect labels first (Enter keeps a label, a class key corrects
+                it, journaled with who and when); not with --grid.
             %alaas dashboard
                 Accuracy per strategy and round, forecasts and eliminations (PSHEA),
                 budget spent; live.
             %alaas monitor
                 The pipeline: per-stage progress and throughput, cache hit rate,
                 quarantined items with reasons.
+            %alaas map [--color class|uncertainty|state|strategy|suspect]
+                The pool map: every embedded item in 2-D (t-SNE), live. Hover shows
+                an item; a lasso selection can be sent to the labeler as a queue.
             %alaas status
                 Pool, labels, budget and rounds as text.
             %alaas export labels.csv [--history] [--all]
@@ -255,13 +277,17 @@ class AlaasMagics(Magics):
               f"{reply.get('seconds', 0):.1f} s; the pool now holds {reply.get('n_items')} items.")
 
     def _label(self, args: argparse.Namespace) -> None:
-        display(self._lab().label(args.n, keys=args.keys, labeler=args.labeler))
+        display(self._lab().label(args.n, keys=args.keys, labeler=args.labeler,
+                                  grid=args.grid, review=args.review))
 
     def _dashboard(self, args: argparse.Namespace) -> None:
         display(self._lab().dashboard())
 
     def _monitor(self, args: argparse.Namespace) -> None:
         display(self._lab().monitor())
+
+    def _map(self, args: argparse.Namespace) -> None:
+        display(self._lab().map(color_by=args.color))
 
     def _status(self, args: argparse.Namespace) -> None:
         print(self._lab().describe())

@@ -112,7 +112,7 @@ def test_start_push_label_export_stop_and_restart(shell, config_file, tmp_path, 
 
     shell.run_line_magic("alaas", "status")
     out = shown(capsys)
-    assert "pool: 497 items (497 embedded, 0 quarantined), evaluation set: 297" in out
+    assert "pool: 200 items, evaluation set: 297 (497 of the 497 embedded, 0 quarantined)" in out
     assert "labels: 10 of 50" in out and "round   1  random" in out
 
     shell.run_line_magic("alaas", f"export {tmp_path / 'labels.csv'}")

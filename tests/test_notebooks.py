@@ -85,6 +85,21 @@ EXPECT: dict[str, tuple[int, str | None, dict[str, list[str]]]] = {
         "strategy-race": ["table:strategy", "text:density_margin"],
         "text": [],  # skipped with a message when the text extra is missing; checked below
     }),
+    "06_pool_map.ipynb": (180, "mnist", {
+        "map": ["widget"],
+        "rounds": ["table:round|strategy|n_labeled|top1|top5"],
+        "map-figure": ["png", "text:tsne map of"],
+        "lasso": ["png", "text:queued 10 items for the labeler", "text:(asked by: ['map'])"],
+        "careless": ["text:the careless labeler answered"],
+        "suspects": ["table:item_id|uri|label|suggested|self_confidence|rank|wrong_on_purpose"],
+        "suspects-figure": ["png"],
+        "review": ["table:item_id|kind|before|after", "text:precision"],
+        "review-mode": ["widget"],
+        "review-widget": ["text:in the widget:"],
+        "journal": ["table:item_id|label|labeler|time", "text:corrections journaled"],
+        "top1": ["text:after the review"],  # the numbers: checked below
+        "cleanup": ["text:worker stopped: True"],
+    }),
 }
 
 
@@ -222,3 +237,26 @@ def test_notebook_runs(name, kernel_name, tmp_path, data_cache, request):
     elif name == "05_bring_your_own.ipynb":  # MiniLM section: ran, or skipped with a reason
         text = texts(outputs_of(nb, "text"))
         assert "all-MiniLM-L6-v2" in text or "Skipped" in text
+    elif name == "06_pool_map.ipynb":
+        check_pool_map_numbers(nb)
+
+
+def check_pool_map_numbers(nb) -> None:
+    """06: the suspects beat a random review, every correction is journaled, and top-1
+    does not drop when the seeded mistakes they found are corrected."""
+    careless = texts(outputs_of(nb, "careless"))
+    m = re.search(r"(\d+) wrong labels of (\d+)", careless)
+    assert m and int(m[1]) > 0, careless
+    share = int(m[1]) / int(m[2])
+    review = texts(outputs_of(nb, "review"))
+    m = re.search(r"(\d+) corrected, .*\nprecision ([\d.]+) recall ([\d.]+)", review)
+    assert m and int(m[1]) > 0, review
+    assert float(m[2]) > 2 * share, f"suspects no better than a random review:\n{review}"
+    counts = texts(outputs_of(nb, "review-widget"))
+    journal = texts(outputs_of(nb, "journal"))
+    corrected = re.search(r"'corrected': (\d+)", counts)
+    journaled = re.search(r"(\d+) corrections journaled", journal)
+    assert corrected and journaled and corrected[1] == journaled[1], counts + journal
+    top1 = texts(outputs_of(nb, "top1"))
+    m = re.search(r"after it ([\d.]+)%, after the review ([\d.]+)%", top1)
+    assert m and float(m[2]) >= float(m[1]), top1

@@ -221,6 +221,7 @@ class StatusReplyContent(_StatusReplyRequired, total=False):
     protocol_version: str
     quarantine: dict
     jobs_queued: int
+    suspects: dict  # SuspectsReplyContent without items: open, confirmed, corrected, round...
 
 
 class StopContent(TypedDict, total=False):
@@ -520,6 +521,161 @@ class LeaveOutReplyContent(_LeaveOutRequired, total=False):
     """``leave_out_reply``: done; the item is never selected again (unless undone)."""
 
 
+
+class PoolMapContent(TypedDict, total=False):
+    """``pool_map`` request: the pool's 2-D map.
+
+    ``since_version``: the version the client holds; when it is still the newest,
+    the reply leaves out ``item_ids`` and ``xy`` (only the per-point fields, which
+    change with every round). ``wait``: reply once a running projection is done
+    (up to ``timeout`` s).
+    """
+
+    since_version: int
+    wait: bool
+    timeout: float
+
+
+class _PoolMapReplyRequired(TypedDict):
+    version: int  # 0: no map yet
+    n: int
+    classes: list[str]
+    states: list[str]
+
+
+class PoolMapReplyContent(_PoolMapReplyRequired, total=False):
+    """``pool_map_reply``: coordinates and per-point fields, as binary arrays.
+
+    ``item_ids`` (n,) int32 and ``xy`` (n, 2) float32; per point (same order):
+    ``predicted`` int16 (class index, -1 before the first fit), ``uncertainty``
+    float32 (``1 - max p``, NaN before the first fit), ``point_state`` uint8 (index
+    into ``states``), ``strategy`` uint8 (index into ``strategies``; 0 is ""),
+    ``label`` int16 (the human label's class index, -1) and ``suspect`` uint8.
+    """
+
+    method: str  # "tsne", "pca" or "none"
+    seconds: float
+    computing: bool
+    error: str
+    item_ids: np.ndarray
+    xy: np.ndarray
+    predicted: np.ndarray
+    uncertainty: np.ndarray
+    point_state: np.ndarray
+    strategy: np.ndarray
+    strategies: list[str]
+    label: np.ndarray
+    suspect: np.ndarray
+
+
+class _PoolMapReadyRequired(TypedDict):
+    version: int
+    n: int
+
+
+class PoolMapReadyContent(_PoolMapReadyRequired, total=False):
+    """``pool_map_ready`` event: a new map was computed (ask with ``pool_map``)."""
+
+    method: str
+    seconds: float
+
+
+class _QueueItemsRequired(TypedDict):
+    item_ids: list[int] | np.ndarray
+
+
+class QueueItemsContent(_QueueItemsRequired, total=False):
+    """``queue_items`` request: items chosen on the map, labeled next (``labeler``: leased
+    to that labeler at once)."""
+
+    labeler: str
+
+
+class _QueueItemsReplyRequired(TypedDict):
+    item_ids: np.ndarray
+    n_queued: int
+
+
+class QueueItemsReplyContent(_QueueItemsReplyRequired, total=False):
+    """``queue_items_reply``: the items queued (int64 array), and ``skipped`` counts by
+    reason (``labeled``, ``evaluation``, ``quarantined``, ``not_embedded``,
+    ``left_out``, ``held``)."""
+
+    skipped: dict
+
+
+class SuspectsContent(TypedDict, total=False):
+    """``suspects`` request: the open suspect labels, most likely mistake first.
+
+    ``refresh``: score the labels again now; ``wait``: reply when the scoring is
+    done (up to ``timeout`` s); ``limit``: at most this many rows.
+    """
+
+    refresh: bool
+    wait: bool
+    timeout: float
+    limit: int
+
+
+class _SuspectsReplyRequired(TypedDict):
+    open: int
+    confirmed: int
+    corrected: int
+
+
+class SuspectsReplyContent(_SuspectsReplyRequired, total=False):
+    """``suspects_reply``: ``items`` (``item_id``, ``uri``, ``label``, ``suggested``,
+    ``self_confidence``, ``rank``), review counts, and the scoring's ``round``,
+    ``n_scored``, ``time`` (epoch s), ``seconds``, ``computing``, ``error``."""
+
+    items: list[dict]
+    round: int | None
+    n_scored: int
+    time: float
+    seconds: float
+    computing: bool
+    error: str
+
+
+class SuspectsReadyContent(_SuspectsReplyRequired, total=False):
+    """``suspects_ready`` event: the labels were scored (the reply's fields, no items)."""
+
+    round: int | None
+    n_scored: int
+    time: float
+    seconds: float
+    computing: bool
+    error: str
+
+
+class _RelabelRequired(TypedDict):
+    item_id: int
+    label: int | str
+
+
+class RelabelContent(_RelabelRequired, total=False):
+    """``relabel`` request: a reviewed label; the same label confirms it, another corrects it.
+
+    ``undo``: take back the item's newest review instead (``label``: the label it found).
+    """
+
+    labeler: str
+    undo: bool
+
+
+class _RelabelReplyRequired(TypedDict):
+    item_id: int
+    kind: str  # "confirmed", "corrected" or "undone"
+
+
+class RelabelReplyContent(_RelabelReplyRequired, total=False):
+    """``relabel_reply``: the review, journaled (``row_id``: a correction's label row)."""
+
+    before: int | str
+    after: int | str
+    row_id: int | None
+
+
 MessageKind = Literal["request", "reply", "event"]
 
 _MESSAGE_TYPES: dict[str, type] = {}
@@ -601,6 +757,16 @@ for _name, _spec, _kind in (
     ("round_result", RoundResultContent, "event"),
     ("eliminated", EliminatedContent, "event"),
     ("quarantined", QuarantinedContent, "event"),
+    ("pool_map", PoolMapContent, "request"),
+    ("pool_map_reply", PoolMapReplyContent, "reply"),
+    ("pool_map_ready", PoolMapReadyContent, "event"),
+    ("queue_items", QueueItemsContent, "request"),
+    ("queue_items_reply", QueueItemsReplyContent, "reply"),
+    ("suspects", SuspectsContent, "request"),
+    ("suspects_reply", SuspectsReplyContent, "reply"),
+    ("suspects_ready", SuspectsReadyContent, "event"),
+    ("relabel", RelabelContent, "request"),
+    ("relabel_reply", RelabelReplyContent, "reply"),
 ):
     register_message_type(_name, _spec, kind=_kind)  # type: ignore[arg-type]
 del _name, _spec, _kind

@@ -56,8 +56,11 @@ from ..protocol import PROTOCOL_VERSION, Message, Session, error_content
 from .history import HistoryQuery, read_history
 from .ingest import Ingestor
 from .items import item_payload
+from .pool_map import map_content, queue_first
+from .projection import Projector, model_version
 from .rounds import check_budget
 from .state import PoolSession
+from .suspects import SuspectReview
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,13 @@ class Worker:
         self._again = False  # ... and one more is wanted when it ends
         # item content for the UI: its own threads, so it never waits on a push or a fit
         self.item_pool = ThreadPoolExecutor(2, thread_name_prefix="worker-items")
+        # the pool map and the suspect labels: their own threads, never the request thread
+        self.projector = Projector(self._map_snapshot, folder=self.session.dir / "projection",
+                                   on_ready=self._map_ready, seed=config.seed,
+                                   n_jobs=max(1, self.plan.cores // 2))  # as fits
+        self.review = SuspectReview(self.session, on_ready=lambda summary: self.emit(
+            "suspects_ready", summary))
+        self._map_cache: dict[str, Any] = {}  # the head's predictions per map and head
         self._stopping = threading.Event()
         self.ctx = zmq.Context()
         self.router = self.ctx.socket(zmq.ROUTER)
@@ -262,6 +272,8 @@ class Worker:
 
     def close(self) -> None:
         self.item_pool.shutdown(wait=True)
+        self.projector.close()
+        self.review.close()
         self.session.close()
         self.ingestor.close()
         self.router.close(0)
@@ -306,8 +318,11 @@ class Worker:
         import torch
         from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(self.plan.torch_threads)
-        threadpool_limits(self.plan.torch_threads)  # BLAS too (head fits), same budget
+        # head fits and selections share the machine with a push's embed stage (which
+        # starts with every core): half the cores, so neither starves the other
+        job_threads = max(1, self.plan.cores // 2)
+        torch.set_num_threads(job_threads)
+        threadpool_limits(job_threads)  # BLAS too (head fits, strategies)
         while True:
             job = self.jobs.get()
             if job is None:
@@ -412,7 +427,7 @@ class Worker:
             "pid": os.getpid(), "session_dir": str(self.session.dir),
             "name": self.config.name, "classes": list(self.config.classes),
             "data_kind": self.config.data.kind,
-            "features": ["leases", "leave_out"],
+            "features": ["leases", "leave_out", "pool_map", "suspects"],
             "lookahead": self.config.rounds.mode == "async", "config": self.config.to_dict(),
             "resumed": self.session.resumed})
 
@@ -420,7 +435,7 @@ class Worker:
         status = self.session.status()
         status.update(state=self.state, pid=os.getpid(), protocol_version=PROTOCOL_VERSION,
                       quarantine=self.session.journal.quarantined(),
-                      jobs_queued=self.jobs.qsize())
+                      jobs_queued=self.jobs.qsize(), suspects=self.review.summary())
         self.wire.reply(self.router, request, "status_reply", _jsonable(status))
 
     def _on_stop(self, request: Message) -> None:
@@ -446,6 +461,7 @@ class Worker:
             if r["round_complete"] is not None:
                 rnd = r["round_complete"]
                 self._submit("fit", lambda rnd=rnd: self.session.finish_round(rnd), None)
+                self.review.refresh()  # score the labels for likely mistakes (own thread)
                 if self.session.policy.advance_on_round_end:
                     self._top_up(force=True)  # journal the prepared round once the fits land
         self._top_up()
@@ -565,6 +581,7 @@ class Worker:
 
     def _on_fit(self, request: Message) -> None:
         self._submit("fit", self.session.finish_round, request, "fit_reply")
+        self.review.refresh()
 
     def _on_item_data(self, request: Message) -> None:
         ids = [self.session._check_item(i) for i in request.content["item_ids"]]
@@ -654,6 +671,8 @@ class Worker:
     def _after_push(self, out: dict[str, Any], role: str, labels: Any) -> dict[str, Any]:
         if role == "eval":
             self.session.mark_eval(np.asarray(out["item_ids"], dtype=np.int64), list(labels))
+        if self.projector.watched:  # someone looks at the map: lay out the new items
+            self.projector.refresh(self._map_key())
         self.emit("push_done", {k: out[k] for k in ("n_items", "cache_hits", "embedded",
                                                      "seconds")}
                   | {"pipeline": out["pipeline"], "quarantined": out["quarantined"]})
@@ -661,6 +680,100 @@ class Worker:
 
     def _progress(self, event: dict[str, Any]) -> None:
         self.emit("progress", event)
+
+    # ------------------------------------------------------------ pool map and suspects
+    def _mappable(self) -> np.ndarray:
+        s = self.session
+        with s.lock:
+            return s.emb.filled & ~s.quarantined
+
+    def _map_key(self) -> str:
+        return model_version(self.session.backbone.fingerprint, self._mappable())
+
+    def _map_snapshot(self) -> tuple[str, np.ndarray, np.ndarray]:
+        """The projector's input: model version, embedded item ids, their embeddings."""
+        s = self.session
+        fingerprint = s.backbone.fingerprint
+        with s.lock:
+            mask = s.emb.filled & ~s.quarantined
+            ids = np.flatnonzero(mask)
+            return model_version(fingerprint, mask), ids, s.emb.matrix[ids]
+
+    def _map_ready(self, proj: Any) -> None:
+        self.emit("pool_map_ready", {"version": proj.version, "n": int(proj.item_ids.size),
+                                     "method": proj.method, "seconds": proj.seconds})
+
+    def _on_pool_map(self, request: Message) -> None:
+        """The pool's 2-D map (binary arrays), built on an item thread.
+
+        Starts a new projection when the embeddings changed; the reply carries the
+        newest finished one (``computing`` says a newer one is on its way, and a
+        ``pool_map_ready`` event says when). ``wait`` waits for it (tests, scripts).
+        """
+        c = request.content
+        since = c.get("since_version")
+        wait = bool(c.get("wait"))
+        timeout = float(c.get("timeout") or 600.0)
+
+        def run() -> None:
+            try:
+                computing = self.projector.refresh(self._map_key())
+                if wait and computing:
+                    self.projector.wait(timeout)
+                    computing = self.projector.computing
+                proj = self.projector.current
+                with_coords = proj is None or since != proj.version
+                content = map_content(self.session, proj, suspects=self.review.flags(
+                    self.session.n_items), with_coords=with_coords, cache=self._map_cache)
+                content.update(computing=computing)
+                if self.projector.error:
+                    content["error"] = self.projector.error
+                self._reply_later(request, "pool_map_reply", content)
+            except Exception as exc:
+                self.outbox.put(("error", request, exc))
+        if wait:  # a long wait must not hold an item thread the labelers need
+            threading.Thread(target=run, name="worker-map-wait", daemon=True).start()
+        else:
+            self.item_pool.submit(run)
+
+    def _on_queue_items(self, request: Message) -> None:
+        """Items chosen on the map go to the front of the labelers' queue."""
+        c = request.content
+        labeler = c.get("labeler") or None
+        out = queue_first(self.session, c["item_ids"], labeler=labeler,
+                          ttl=self.config.rounds.lease_s)
+        self._leasing = True
+        self.wire.reply(self.router, request, "queue_items_reply",
+                        {"item_ids": out["item_ids"], "n_queued": int(out["item_ids"].size),
+                         "skipped": out["skipped"]})
+
+    def _on_suspects(self, request: Message) -> None:
+        """The open suspect labels (``refresh``: score again; ``wait``: for the scores)."""
+        c = request.content
+        limit = c.get("limit")
+        if c.get("refresh") or (not self.review.scored_at and not self.review.computing):
+            self.review.refresh()
+
+        def run() -> None:
+            try:
+                if c.get("wait"):
+                    self.review.wait(float(c.get("timeout") or 600.0))
+                summary = self.review.summary()
+                self._reply_later(request, "suspects_reply",
+                                  summary | {"items": self.review.rows(limit)})
+            except Exception as exc:
+                self.outbox.put(("error", request, exc))
+        threading.Thread(target=run, name="worker-suspects-reply", daemon=True).start()
+
+    def _on_relabel(self, request: Message) -> None:
+        """A reviewed label: the same label confirms it, another corrects it (journaled)."""
+        c = request.content
+        out = self.review.review(c["item_id"], c["label"], labeler=c.get("labeler"),
+                                 undo=bool(c.get("undo")))
+        self.wire.reply(self.router, request, "relabel_reply",
+                        {k: out[k] for k in ("item_id", "kind", "before", "after", "row_id")})
+        if out["row_id"] is not None:  # a correction, or an undone one: a new label row
+            self._after_labels([out])
 
 
 def _server_public(curve_dir: str) -> str:
