@@ -178,7 +178,7 @@ def test_a_real_push_replans_and_gives_the_backbones_own_embeddings(tmp_path):
                             "model": {"name": "resnet18", "batch_size": 4}},
     })
     s = PoolSession(cfg, tmp_path / "s", backbone=bb)
-    # start from one torch thread on 2 cores: the re-plan must move threads mid-push
+    # start from one torch thread on 2 cores: the plan is revisited mid-push
     ing = Ingestor(s, ThreadPlan(2, 1, 1, 8))
     ing.plan_interval = 0.0
     try:
