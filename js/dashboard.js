@@ -4,7 +4,7 @@
 // listed in alaas_lab/widgets/dashboard.py; the SVG is drawn here, no network.
 
 import { announcer, h, s } from "./dom.js";
-import { beatTimeoutMs } from "./heartbeat.js";
+import { watchKernel } from "./heartbeat.js";
 import { num, pct } from "./format.js";
 import { suspectCard } from "./review.js";
 import {
@@ -38,21 +38,8 @@ function render({ model, el }) {
   root.append(header, gone, errorBox, cards, banner, chart, timelineTitle, timeline, live);
 
   // ---- is the kernel side still there? (see labeler.js) ------------------
-  let lastBeat = performance.now();
-  let commDead = false;
-  let silent = false;
-  const beatTimeout = () => beatTimeoutMs(model.get("heartbeat_s"));
-  const alive = () => !commDead && !silent;
-  const onBeat = () => {
-    lastBeat = performance.now();
-    if (silent || commDead) { silent = false; commDead = false; updateHeader(); }
-  };
-  // a restart flips the model's comm_live (unreadable here): cut off until a heartbeat
-  const onCommLive = () => { commDead = true; updateHeader(); };
-  const watchdog = setInterval(() => {
-    const now = performance.now() - lastBeat > beatTimeout();
-    if (now !== silent) { silent = now; updateHeader(); }
-  }, 1000);
+  const kernel = watchKernel(model, () => updateHeader());
+  const alive = kernel.alive;
 
   const announce = announcer(live);
 
@@ -340,7 +327,7 @@ function render({ model, el }) {
     gone.hidden = isAlive;
     if (!isAlive) {
       gone.replaceChildren(h("b", {}, "Disconnected: "),
-        commDead ? "the kernel restarted, so this dashboard no longer updates. "
+        kernel.restarted() ? "the kernel restarted, so this dashboard no longer updates. "
           : "no word from the kernel side, so this dashboard no longer updates. ",
         "Run ", h("code", {}, "%alaas start …"), " and then ", h("code", {}, "%alaas dashboard"),
         " again to see the session as it is.");
@@ -359,15 +346,11 @@ function render({ model, el }) {
   const schedule = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; update(); }); };
   for (const n of names) model.on(`change:${n}`, schedule);
   for (const n of ["state", "updated", "error", "message"]) model.on(`change:${n}`, updateHeader);
-  model.on("change:heartbeat", onBeat);
-  model.on("comm_live_update", onCommLive);
   update();
   return () => {
     for (const n of names) model.off(`change:${n}`, schedule);
     for (const n of ["state", "updated", "error", "message"]) model.off(`change:${n}`, updateHeader);
-    model.off("change:heartbeat", onBeat);
-    model.off("comm_live_update", onCommLive);
-    clearInterval(watchdog);
+    kernel.stop();
     resize.disconnect();
     if (frame) cancelAnimationFrame(frame);
   };

@@ -33,7 +33,7 @@
 
 import { Outbox, itemMessage, shownProgress, visibleSlots } from "./answers.js";
 import { announcer, h } from "./dom.js";
-import { beatTimeoutMs } from "./heartbeat.js";
+import { watchKernel } from "./heartbeat.js";
 import { itemName, shortUri } from "./items.js";
 import { keyIntent, keyTable, scrollStep } from "./keymap.js";
 import {
@@ -180,26 +180,8 @@ function render({ model, el }) {
   let cells = []; // {node, label, tag, url, item_id}
 
   // ---- is the kernel side still there? -----------------------------------
-  let lastBeat = performance.now();
-  let commDead = false;
-  let silent = false;
-  const beatTimeout = () => beatTimeoutMs(model.get("heartbeat_s"));
-  function alive() { return !commDead && !silent; }
-  function onBeat() {
-    lastBeat = performance.now();
-    if (silent || commDead) { silent = false; commDead = false; update(); }
-  }
-  function onCommLive() {
-    // the widget manager flips the model's comm_live when the kernel restarts; the
-    // value is not readable here, so the view counts itself cut off until a heartbeat
-    // (which only a living kernel side sends) says otherwise
-    commDead = true;
-    update();
-  }
-  const watchdog = setInterval(() => {
-    const now = performance.now() - lastBeat > beatTimeout();
-    if (now !== silent) { silent = now; update(); }
-  }, 1000);
+  const kernel = watchKernel(model, () => update());
+  const alive = kernel.alive;
 
   function send(msg) {
     const stamped = outbox.stamp(msg, model.get("acked") || 0);
@@ -673,11 +655,11 @@ function render({ model, el }) {
     root.dataset.queued = String(visible().length);
 
     gone.hidden = isAlive;
-    const goneKind = isAlive ? "" : commDead ? "restart" : "silent";
+    const goneKind = isAlive ? "" : kernel.restarted() ? "restart" : "silent";
     if (goneKind && gone.dataset.kind !== goneKind) { // an alert is announced when it changes
       gone.dataset.kind = goneKind;
       gone.replaceChildren(h("b", {}, "Disconnected: "),
-        commDead ? "the kernel restarted, so this view's answers cannot be saved. "
+        kernel.restarted() ? "the kernel restarted, so this view's answers cannot be saved. "
           : "no word from the kernel side, so answers here would not be saved. ",
         "Run ", h("code", {}, "%alaas start …"), " and then ", h("code", {}, "%alaas label"),
         " again to go on where the session is.");
@@ -898,21 +880,17 @@ function render({ model, el }) {
   for (const name of ["classes", "key_labels", "key_codes", "action_codes"]) {
     model.on(`change:${name}`, onClasses);
   }
-  model.on("change:heartbeat", onBeat);
-  model.on("comm_live_update", onCommLive);
 
   buildButtons();
   update();
   if (model.get("autofocus")) requestAnimationFrame(() => root.focus({ preventScroll: true }));
 
   return () => {
-    clearInterval(watchdog);
+    kernel.stop();
     for (const name of changes) model.off(`change:${name}`, onChange);
     for (const name of ["classes", "key_labels", "key_codes", "action_codes"]) {
       model.off(`change:${name}`, onClasses);
     }
-    model.off("change:heartbeat", onBeat);
-    model.off("comm_live_update", onCommLive);
     for (const view of slotViews) if (view.url) URL.revokeObjectURL(view.url);
     for (const c of cells) if (c.url) URL.revokeObjectURL(c.url);
     if (zoom.url) URL.revokeObjectURL(zoom.url);

@@ -4,7 +4,7 @@
 // Traits are listed in alaas_lab/widgets/monitor.py.
 
 import { announcer, h } from "./dom.js";
-import { beatTimeoutMs } from "./heartbeat.js";
+import { watchKernel } from "./heartbeat.js";
 import { fmt, plural } from "./format.js";
 import { hitRate, stageRows } from "./stages.js";
 
@@ -33,21 +33,8 @@ function render({ model, el }) {
     stages, qTitle, qTable, qEmpty, live);
 
   // ---- is the kernel side still there? (see labeler.js) ------------------
-  let lastBeat = performance.now();
-  let commDead = false;
-  let silent = false;
-  const beatTimeout = () => beatTimeoutMs(model.get("heartbeat_s"));
-  const alive = () => !commDead && !silent;
-  const onBeat = () => {
-    lastBeat = performance.now();
-    if (silent || commDead) { silent = false; commDead = false; schedule(); }
-  };
-  // a restart flips the model's comm_live (unreadable here): cut off until a heartbeat
-  const onCommLive = () => { commDead = true; schedule(); };
-  const watchdog = setInterval(() => {
-    const now = performance.now() - lastBeat > beatTimeout();
-    if (now !== silent) { silent = now; schedule(); }
-  }, 1000);
+  const kernel = watchKernel(model, () => schedule());
+  const alive = kernel.alive;
 
   const announce = announcer(live);
 
@@ -66,7 +53,7 @@ function render({ model, el }) {
     gone.hidden = isAlive;
     if (!isAlive) {
       gone.replaceChildren(h("b", {}, "Disconnected: "),
-        commDead ? "the kernel restarted, so this monitor no longer updates. "
+        kernel.restarted() ? "the kernel restarted, so this monitor no longer updates. "
           : "no word from the kernel side, so this monitor no longer updates. ",
         "Run ", h("code", {}, "%alaas start …"), " and then ", h("code", {}, "%alaas monitor"),
         " again.");
@@ -155,14 +142,10 @@ function render({ model, el }) {
   let frame = 0;
   const schedule = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; update(); }); };
   for (const n of names) model.on(`change:${n}`, schedule);
-  model.on("change:heartbeat", onBeat);
-  model.on("comm_live_update", onCommLive);
   update();
   return () => {
     for (const n of names) model.off(`change:${n}`, schedule);
-    model.off("change:heartbeat", onBeat);
-    model.off("comm_live_update", onCommLive);
-    clearInterval(watchdog);
+    kernel.stop();
     if (frame) cancelAnimationFrame(frame);
   };
 }
