@@ -212,6 +212,15 @@ def item_identity(uri: str, info: Mapping[str, Any]) -> str:
     return "meta:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes (hex), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def content_identity(data: bytes | bytearray | memoryview) -> str:
     """Identity of an item by its bytes: ``"sha256:<hex>"``."""
     if not isinstance(data, (bytes, bytearray, memoryview)):

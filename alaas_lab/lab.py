@@ -59,8 +59,8 @@ def _export_backbone(config: Any, session_dir: Any, module: Any, input_shape: An
     another config), never new bytes under a running worker's feet; the same
     module (same weights, same outputs) exported again reuses its file.
     """
+    from .cache import file_sha256
     from .models.torchscript import export_module, reuse_export
-    from .plugins import fingerprint_file
 
     if input_shape is None:
         raise AlaasError("backbone= needs input_shape=, the shape of one item (e.g. (8, 8)): "
@@ -72,9 +72,9 @@ def _export_backbone(config: Any, session_dir: Any, module: Any, input_shape: An
     same = reuse_export(tmp, where)  # this module exported before (another kernel)
     if same is not None:
         tmp.unlink()
-        final, digest = same, fingerprint_file(same)
+        final, digest = same, file_sha256(same)
     else:
-        digest = fingerprint_file(tmp)
+        digest = file_sha256(tmp)
         final = where / f"backbone-{digest[:16]}.pt"
         os.replace(tmp, final)
     raw = cfg.to_dict()

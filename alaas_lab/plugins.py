@@ -238,13 +238,6 @@ def load_session_plugins(session_dir: str | os.PathLike[str]) -> list[str]:
                         entry_points=False)
 
 
-def fingerprint_file(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _NAME_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..cache import file_sha256
 from ..errors import ModelError
 
 __all__ = ["cache_dir", "fetch_url", "file_sha256", "is_url", "read_state_dict"]
@@ -32,14 +33,6 @@ def cache_dir() -> Path:
     import torch
 
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_name(url: str) -> str:

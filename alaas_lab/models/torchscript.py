@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import file_sha256
 from ..errors import InputError, ModelError
 from .backbones import Backbone
 
@@ -27,14 +28,6 @@ __all__ = ["META_FILE", "TorchScriptBackbone", "export_module", "read_meta", "re
 
 #: Extra file inside the archive: ``{"input_shape": [...], "dim": d}``.
 META_FILE = "alaas_meta.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_module(module: Any, path: str | os.PathLike[str], *,
@@ -187,7 +180,7 @@ class TorchScriptBackbone(Backbone):
         self.path = Path(weights).expanduser()
         if not self.path.is_file():
             raise ModelError(f"torchscript weights {self.path} do not exist.")
-        self.digest = _sha256(self.path)
+        self.digest = file_sha256(self.path)
         if sha256 is not None and not self.digest.startswith(sha256.lower()):
             raise ModelError(f"torchscript weights {self.path} have sha256 {self.digest}, not "
                              f"{sha256}; the file changed.")
