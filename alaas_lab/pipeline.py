@@ -8,11 +8,13 @@ embed stage instead of filling memory. This is the ALaaS paper's pipeline:
 while batch *i* is embedded, batch *i+1* is decoded and batch *i+2* fetched.
 
 Threads suffice because every heavy stage releases the GIL (socket and file
-I/O, PIL decoding, torch kernels). A stage starts ``max_workers`` threads of
+I/O, image decoding, torch kernels). A stage starts ``max_workers`` threads of
 which ``workers`` take work; a ``planner`` (called with each stage's measured
 :class:`~alaas_lab.threads.StageRate` every few batches) can change how many
 are active while the pipeline runs. The rule that gives threads to the slowest
-stage lives in :mod:`alaas_lab.threads`.
+stage lives in :mod:`alaas_lab.threads`. A stage function that needs to know
+which of its stage's threads runs it (to give each its own share of something)
+calls :func:`worker_index`.
 
 A stage function receives a list and returns a list (of any length: it may
 drop or split items). Per-item failures are the stage's business: it returns a
@@ -37,11 +39,17 @@ from .threads import StageRate, ThreadPlan, thread_plan
 logger = logging.getLogger(__name__)
 
 __all__ = ["Pipeline", "PipelineError", "Planner", "Stage", "StageRate", "StageStats",
-           "ThreadPlan", "thread_plan"]
+           "ThreadPlan", "thread_plan", "worker_index"]
 
 Planner = Callable[[dict[str, StageRate]], Mapping[str, int] | None]
 
 _END = object()  # sentinel: no more items from upstream
+_local = threading.local()
+
+
+def worker_index() -> int:
+    """Which thread of its stage is calling (0, 1, ...); 0 outside a pipeline."""
+    return getattr(_local, "worker", 0)
 
 
 @dataclass
@@ -68,6 +76,10 @@ class Stage:
         latency when the queue is quiet).
     passthrough : callable(item) -> bool, optional
         Items for which it returns True skip ``fn`` (e.g. quarantine records).
+    cpu_time : bool, default False
+        Count a call's busy time as the CPU time of its thread (``time.thread_time``)
+        instead of wall time: right for a stage that computes in its own thread, whose
+        wall time also counts the waits for a core that other stages hold.
     """
 
     name: str
@@ -77,6 +89,7 @@ class Stage:
     max_wait_s: float = 0.0
     passthrough: Callable[[Any], bool] | None = None
     max_workers: int | None = None
+    cpu_time: bool = False
 
     @property
     def threads(self) -> int:
@@ -93,7 +106,7 @@ class StageStats:
     items_in: int = 0
     items_out: int = 0
     calls: int = 0
-    busy_s: float = 0.0  # summed over the stage's threads
+    busy_s: float = 0.0  # summed over the stage's threads (CPU time for a cpu_time stage)
     queue_depth: int = 0  # items waiting before the stage
     queue_capacity: int = 0
 
@@ -207,12 +220,16 @@ class Pipeline:
                 while w >= self._active[i] and not stop.is_set():
                     if ended[i]:  # the active threads drain the queue
                         return False
-                    self._wake.wait(0.1)
+                    # woken by set_workers, an input's end or the run's end; the timeout
+                    # is a safety net (a thread that wakes often costs the busy ones the GIL)
+                    self._wake.wait(1.0)
             return True
 
         def work(i: int, w: int) -> None:
             stage, stats = self.stages[i], self.stats[i]
             inbox, outbox = queues[i], queues[i + 1]
+            clock = time.thread_time if stage.cpu_time else time.perf_counter
+            _local.worker = w
             done = False
             while not done and not stop.is_set():
                 if w >= self._active[i] and not idle(i, w):
@@ -222,7 +239,7 @@ class Pipeline:
                     continue
                 skip = [x for x in batch if stage.passthrough and stage.passthrough(x)]
                 todo = [x for x in batch if not (stage.passthrough and stage.passthrough(x))]
-                t0 = time.perf_counter()
+                t0 = clock()
                 try:
                     out = stage.fn(todo) if todo else []
                 except BaseException as exc:
@@ -230,9 +247,11 @@ class Pipeline:
                                                  f"{type(exc).__name__}: {exc}"))
                     failure[-1].__cause__ = exc
                     stop.set()
+                    with self._wake:
+                        self._wake.notify_all()
                     return
                 with lock:
-                    stats.busy_s += time.perf_counter() - t0
+                    stats.busy_s += clock() - t0
                     stats.items_in += len(batch)
                     stats.items_out += len(out) + len(skip)
                     stats.calls += 1 if todo else 0

@@ -1,24 +1,35 @@
 """How many threads each pipeline stage gets: a starting plan, then re-plans from measured rates.
 
 The push pipeline has three consumers of the machine: fetch (requests in flight; it
-waits on I/O and costs little CPU), decode (a pool of threads running PIL and the
-backbone's preprocessing) and embed (one thread whose torch kernels run on
-``torch_threads`` intra-op threads). No stage is given a fixed share of the cores.
-A push starts with all cores for torch and one decode thread (:func:`thread_plan`);
-while it runs, the pipeline measures each stage's rate over short windows and
-:func:`replan` moves threads to the slowest stage:
+waits on I/O and costs little CPU), decode (a pool of threads running the image
+decoder and the backbone's batched preprocessing) and embed (``embed_workers``
+threads, each embedding its own batch on its share of ``torch_threads`` intra-op
+threads). No stage is given a fixed share of the cores.
+
+Embedding gets its cores as independent batches on separate threads before it gets
+them as intra-op threads of one batch: a forward pass split over *t* threads waits at
+every operator for the slowest of them, so it scales worse than *t* batches side by
+side and collapses when one of its threads loses its core to decoding or to another
+process. On 2 cores, ResNet-18 at 32 px embeds about 2,200 img/s as 2 threads × 1
+torch thread against 1,750 as 1 × 2 (``benchmarks/one_round.py`` prints both).
+:func:`thread_plan` starts with ``min(cores, 4)`` embed threads sharing every core and
+one decode thread (four bound the memory that batches in flight hold); while a push
+runs, the pipeline measures each stage over short windows and :func:`replan` moves
+threads to the slowest stage:
 
 - fetch is the bottleneck → twice the requests in flight (up to ``max_fetch_in_flight``);
-- decode is the bottleneck → one more decode thread (up to the core count);
+- decode is the bottleneck → one more decode thread (up to the core count). Decode is
+  rated by the CPU time its threads use, not their wall time, so a decode thread that
+  merely waits for a core the embed threads hold is not mistaken for a slow one;
 - torch may use the cores that decoding does not keep busy: ``cores - spare``, where
   ``spare`` follows the decode threads' busy cores with a hysteresis of 0.75 core (so a
   decode pool that needs a fifth of a core costs torch nothing, and one that keeps a
-  whole core busy takes that core from torch);
+  whole core busy takes that core from torch); every embed thread keeps at least one;
 - within that cap, torch gets the thread count that embedded fastest so far in this
   push (``embed_seen``): the cap is tried first, then, once and only while embed is the
   bottleneck, one thread fewer. On a machine whose cores other processes also use,
-  all-core torch can collapse (every intra-op barrier waits for a descheduled thread);
-  the probe catches that at the cost of one short window.
+  intra-op threads can collapse (every barrier waits for a descheduled thread); the
+  probe catches that at the cost of one short window.
 
 :func:`replan` is a pure function of the current plan and the measured rates, so it is
 tested on hand-made numbers (``tests/test_threads.py``).
@@ -34,6 +45,7 @@ __all__ = ["StageRate", "ThreadPlan", "available_cores", "replan", "thread_plan"
 
 HYSTERESIS = 0.75  # busy cores past the reserved ones before torch gives or takes a thread
 MARGIN = 0.9  # a stage is the bottleneck when below MARGIN × the next-slowest capacity
+MAX_EMBED_WORKERS = 4  # embed threads at most: each holds a batch in memory
 
 
 @dataclass(frozen=True)
@@ -47,12 +59,15 @@ class ThreadPlan:
     decode_workers : int
         Decode + preprocess threads (1 to ``cores``).
     torch_threads : int
-        Torch intra-op threads of the embed stage (1 to ``cores``).
+        Torch intra-op threads of the embed stage, over all its threads (at least
+        ``embed_workers``); :meth:`torch_threads_of` says how many each one uses.
     fetch_in_flight : int
         Requests in flight in the fetch stage.
     decode_reserve : int
         Cores torch leaves to the decode threads (torch uses at most ``cores -
         decode_reserve``).
+    embed_workers : int
+        Embed threads, each with its own batch.
     """
 
     cores: int
@@ -60,13 +75,22 @@ class ThreadPlan:
     torch_threads: int
     fetch_in_flight: int = 32
     decode_reserve: int = 0
+    embed_workers: int = 1
+
+    def torch_threads_of(self, worker: int) -> int:
+        """Intra-op threads of embed thread ``worker`` (the first ones take the remainder)."""
+        share, extra = divmod(max(self.torch_threads, self.embed_workers), self.embed_workers)
+        return share + (1 if worker % self.embed_workers < extra else 0)
 
     @property
     def notes(self) -> str:
         """The plan in words (logs, benchmark reports)."""
-        return (f"{self.cores} cores: {self.torch_threads} torch thread(s), "
-                f"{self.decode_workers} decode thread(s), {self.fetch_in_flight} fetches in "
-                "flight")
+        shares = sorted({self.torch_threads_of(w) for w in range(self.embed_workers)},
+                        reverse=True)
+        each = " or ".join(str(n) for n in shares)
+        return (f"{self.cores} cores: {self.embed_workers} embed thread(s) x {each} torch "
+                f"thread(s), {self.decode_workers} decode thread(s), {self.fetch_in_flight} "
+                "fetches in flight")
 
 
 @dataclass(frozen=True)
@@ -77,7 +101,10 @@ class StageRate:
     ----------
     capacity : float
         Items per second the stage would pass if it never waited for input: its items
-        per busy thread-second times its active threads.
+        per busy thread-second times its active threads. A stage that computes in its
+        own threads (decode) counts their CPU time as busy, so waiting for a core is
+        not counted as work; one that waits on I/O (fetch) or computes on other threads
+        too (embed's intra-op threads) counts wall time.
     busy_cores : float
         Busy thread-seconds per wall second (how many cores its threads kept busy, for
         a CPU stage).
@@ -99,8 +126,8 @@ def thread_plan(cores: int | None = None, *, fetch_in_flight: int = 32) -> Threa
 
     Embedding is the slowest stage of an image push on a CPU by a wide margin (a
     decode thread keeps up with several cores of ResNet-18), so torch starts with all
-    cores; :func:`replan` takes cores back for decoding only when decoding measurably
-    needs them.
+    cores, as ``min(cores, 4)`` embed threads that share them; :func:`replan` takes
+    cores back for decoding only when decoding measurably needs them.
 
     Parameters
     ----------
@@ -110,7 +137,8 @@ def thread_plan(cores: int | None = None, *, fetch_in_flight: int = 32) -> Threa
         Requests in flight at the start.
     """
     c = max(1, int(cores or available_cores()))
-    return ThreadPlan(c, 1, c, max(1, int(fetch_in_flight)))
+    return ThreadPlan(c, 1, c, max(1, int(fetch_in_flight)),
+                      embed_workers=min(c, MAX_EMBED_WORKERS))
 
 
 def replan(plan: ThreadPlan, rates: Mapping[str, StageRate], *,
@@ -157,11 +185,12 @@ def replan(plan: ThreadPlan, rates: Mapping[str, StageRate], *,
         elif busy < spare - HYSTERESIS:
             spare -= 1
     spare = min(c - 1, max(0, spare))
-    cap = min(c, max(1, c - spare))
-    seen = {t: r for t, r in (embed_seen or {}).items() if 1 <= t <= cap and r > 0}
+    least = plan.embed_workers  # every embed thread keeps one
+    cap = min(c, max(least, c - spare))
+    seen = {t: r for t, r in (embed_seen or {}).items() if least <= t <= cap and r > 0}
     if cap not in seen:
         torch_threads = cap
-    elif cap > 1 and cap - 1 not in seen and slowest == "embed":
+    elif cap > least and cap - 1 not in seen and slowest == "embed":
         torch_threads = cap - 1  # the probe: does one thread fewer embed faster?
     else:
         torch_threads = max(seen, key=lambda t: seen[t])

@@ -4,7 +4,7 @@ Part 1 (measured on this machine): one cold push of ``--n`` PNG files (sklearn d
 enlarged to 32x32, grey) through
 
 - ``in-process``: the worker's own pipeline (fetch -> decode -> embed -> store threads,
-  ``thread_plan()``: on 2 cores 1 decode thread and 1 torch thread, as the worker sets);
+  ``thread_plan()``: on 2 cores 1 decode thread and 2 embed threads x 1 torch thread);
 - ``dask-1`` / ``dask-2``: ``executor: dask`` against a ``LocalCluster`` of 1 or 2 worker
   processes x 1 thread (the nanny sets OMP_NUM_THREADS=1, so torch uses one thread per
   process). Fetch, decode and embed run there; identity, cache and store stay here.
@@ -113,10 +113,7 @@ def run_mode(tmp: Path, mode: str, model: dict[str, Any], warm: list[str],
              pool: list[str]) -> dict[str, Any]:
     tag = f"{model['name']}-{mode}"
     if mode == "in-process":
-        import torch
-
-        torch.set_num_threads(thread_plan().torch_threads)  # as the worker does
-        push(tmp, f"{tag}-warm", model, warm)
+        push(tmp, f"{tag}-warm", model, warm)  # the embed threads set their own torch threads
         return push(tmp, tag, model, pool)
     from distributed import LocalCluster
 

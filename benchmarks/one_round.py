@@ -32,8 +32,9 @@ value, reading through a proxy (``benchmarks/_latency_proxy.py``, its own proces
 (``s3://alaas-bench/pool-<ms>ms/``), so each cold push is cold.
 
 The limit: the backbone alone, on preprocessed tensors in memory, at 1, 2 and all
-cores' torch threads; the best is what this machine can embed, and the cold pipeline
-is reported as a fraction of it. ``--model efficientnet_lite0 --image-size 112`` runs
+cores' torch threads, and as one batch per core side by side on one torch thread
+each; the best is what this machine can embed, and the cold pipeline is reported as
+a fraction of it. ``--model efficientnet_lite0 --image-size 112`` runs
 everything with the pretrained backbone (no initial training; the worker loads
 ``model: {name: efficientnet_lite0, input_size: 112}``).
 
@@ -105,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "efficientnet_lite0)")
     p.add_argument("--s3-latency-ms", default="0", type=_latencies,
                    help="comma-separated first-byte delays of the S3 store, e.g. 0,20,50 "
-                        "(default 0: moto directly)")
+                        "(default 0: moto directly; none: local disk only)")
     p.add_argument("--batch-size", type=int, default=64,
                    help="embedding batch, worker (model.batch_size) and modAL path alike")
     p.add_argument("--out", default=None, help="write every figure as JSON here")
@@ -125,13 +126,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _latencies(text: str) -> list[int]:
+    if text.strip().lower() == "none":
+        return []  # local disk only
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         values = []
     if not values or min(values) < 0:
         raise argparse.ArgumentTypeError(
-            f"--s3-latency-ms takes comma-separated milliseconds >= 0, e.g. 0,20,50; got "
+            f"--s3-latency-ms takes comma-separated milliseconds >= 0, e.g. 0,20,50, or none; got "
             f"{text!r}")
     return list(dict.fromkeys(values))
 
@@ -517,31 +520,57 @@ def fetch_alone(uris: list[str], s3_opts: dict[str, Any], plan: Any) -> tuple[fl
 
 def decode_embed_alone(blobs: list[bytes], uris: list[str], bb: Any, batch_size: int,
                        cores: int, limit_items: int = 4096) -> dict[str, Any]:
-    """Decode + preprocess on one thread; then the backbone alone at each thread count.
+    """Decode + preprocess on one thread; then the backbone alone under each thread plan.
 
-    The backbone alone embeds the first ``limit_items`` preprocessed tensors (in memory,
-    in batches of ``batch_size``) at 1, 2 and ``cores`` torch threads; the best rate is
-    the machine's limit, the bound on any pipeline's throughput here.
+    Decoding is timed as the pipeline's decode stage does it (each item decoded, then
+    ``DECODE_BATCH`` of them prepared as one stack). The backbone alone embeds the first
+    ``limit_items`` preprocessed tensors (in memory, in batches of ``batch_size``) at 1,
+    2 and ``cores`` torch threads, and as ``cores`` batches side by side on one torch
+    thread each; the best rate is the machine's limit, the bound on any pipeline's
+    throughput here.
     """
+    import torch
+
     from alaas_lab.models.head import torch_threads
+    from alaas_lab.worker.ingest import DECODE_BATCH
 
     dec = Decoder("image", mode="L")
     t = time.perf_counter()
-    tensors = [bb.preprocess(dec.decode_bytes(b, uri=u)) for b, u in zip(blobs, uris,
-                                                                      strict=True)]
+    tensors: list[Any] = []
+    with torch_threads(1):
+        for i in range(0, len(blobs), DECODE_BATCH):
+            tensors += bb.preprocess_many([dec.decode_bytes(b, uri=u) for b, u in zip(
+                blobs[i:i + DECODE_BATCH], uris[i:i + DECODE_BATCH], strict=True)])
     decode_s = time.perf_counter() - t
     part = tensors[:limit_items]
-    rates: dict[int, float] = {}
+    batches = [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    rates: dict[str, float] = {}
     for th in thread_counts(cores):
         with torch_threads(th):
-            bb.embed(part[:batch_size])  # warm-up: allocator, kernels
+            bb.embed(batches[0])  # warm-up: allocator, kernels
             t = time.perf_counter()
-            for i in range(0, len(part), batch_size):
-                bb.embed(part[i:i + batch_size])
-            rates[th] = len(part) / (time.perf_counter() - t)
+            for b in batches:
+                bb.embed(b)
+            rates[f"{th} torch thread(s)"] = len(part) / (time.perf_counter() - t)
+    if cores > 1:
+        def side(share: list[Any]) -> None:
+            torch.set_num_threads(1)  # this thread's own setting
+            for b in share:
+                bb.embed(b)
+
+        side(batches[:1])  # warm-up
+        threads = [threading.Thread(target=side, args=(batches[w::cores],))
+                   for w in range(cores)]
+        t = time.perf_counter()
+        for th_ in threads:
+            th_.start()
+        for th_ in threads:
+            th_.join()
+        rates[f"{cores} batches side by side x 1 torch thread"] = (
+            len(part) / (time.perf_counter() - t))
     best = max(rates, key=rates.get)
     return {"decode_s": decode_s, "embed_s": len(tensors) / rates[best],
-            "embed_rate_by_threads": {th: round(r, 1) for th, r in rates.items()},
+            "embed_rate_by_threads": {k: round(r, 1) for k, r in rates.items()},
             "limit_threads": best, "limit_img_s": rates[best], "limit_items": len(part)}
 
 
@@ -569,7 +598,7 @@ def print_report(res: dict[str, Any]) -> None:
           " %")
     lim = res["limit"]
     print(f"the limit: {res['model']} alone embeds {lim['limit_img_s']:.0f} img/s at its best "
-          f"thread count ({lim['limit_threads']}; by threads "
+          f"thread plan ({lim['limit_threads']}; by plan "
           f"{lim['embed_rate_by_threads']} img/s, {lim['limit_items']:,} tensors in memory)")
     print()
     head = (f"{'tool / path':<38} {'top-1 %':>8} {'top-5 %':>8} {'latency s':>10} "
@@ -597,9 +626,10 @@ def print_report(res: dict[str, Any]) -> None:
                  brk["lookup_every_item_s"], None),
                 (f"fetch ({res['fetch_in_flight']} in flight)", alone["fetch_s"],
                  busy.get("fetch")),
-                ("decode + preprocess (1 thread)", alone["decode_s"], busy.get("decode")),
-                (f"embed alone ({lim['limit_threads']} torch threads, batch "
-                 f"{res['batch_size']})", alone["embed_s"], busy.get("embed")),
+                ("decode + preprocess (1 thread; CPU s in pipeline)", alone["decode_s"],
+                 busy.get("decode")),
+                (f"embed alone (batch {res['batch_size']}, the limit's plan)", alone["embed_s"],
+                 busy.get("embed")),
                 ("store (cache + matrix)", None, busy.get("store"))]
         print(f"{'stage':<44} {'alone s':>8} {'alone img/s':>12} {'busy in pipeline s':>19}")
         for name, a, b in rows:
@@ -797,13 +827,15 @@ def main(argv: list[str] | None = None) -> int:
             blobs[f"{i:06d}.png"] = buf.getvalue()
         for name, data in blobs.items():
             (pool_dir / name).write_bytes(data)
-        moto, moto_url = start_moto()
-        upload_opts = {"endpoint_url": moto_url, **S3_KEYS}
-        fs = s3fs.S3FileSystem(skip_instance_cache=True, **upload_opts)
-        fs.mkdir(BUCKET)
+        moto_url = "(not started)"
         t = time.perf_counter()
-        for ms in args.s3_latency_ms:
-            fs.pipe({f"{BUCKET}/pool-{ms}ms/{name}": data for name, data in blobs.items()})
+        if args.s3_latency_ms:
+            moto, moto_url = start_moto()
+            upload_opts = {"endpoint_url": moto_url, **S3_KEYS}
+            fs = s3fs.S3FileSystem(skip_instance_cache=True, **upload_opts)
+            fs.mkdir(BUCKET)
+            for ms in args.s3_latency_ms:
+                fs.pipe({f"{BUCKET}/pool-{ms}ms/{name}": data for name, data in blobs.items()})
         results["s3_upload_s"] = time.perf_counter() - t
         sizes = [len(b) for b in blobs.values()]
         results["png_bytes_mean"] = float(np.mean(sizes))

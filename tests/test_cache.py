@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -353,6 +355,23 @@ def test_item_identity_tracks_etag_size_and_mtime():
     assert a != item_identity("gs://b/x", {"etag": "e", "updated": when, "generation": "8"})
     with pytest.raises(InputError, match="content_identity"):
         item_identity("http://h/x", {"name": "x", "type": "file"})
+
+
+@pytest.mark.parametrize("uri, info, fields", [
+    ("s3://b/x.png", {"ETag": '"abc"', "size": 3},
+     {"etag": "abc", "mtime": None, "size": 3, "version": None}),
+    ('/tmp/\u00fc \u00f1"q\\.png', {"size": 10, "mtime": 1.5},
+     {"etag": None, "mtime": "1.5", "size": 10, "version": None}),
+    ("/a\tb\n\u2603.png", {"size": 0, "mtime": 0},
+     {"etag": None, "mtime": "0.0", "size": 0, "version": None}),
+    ("s3://b/v", {"VersionId": "v1", "size": 7, "LastModified": datetime(2024, 5, 1, 12,
+                                                                        tzinfo=timezone.utc)},
+     {"etag": None, "mtime": "2024-05-01T12:00:00+00:00", "size": 7, "version": "v1"}),
+])
+def test_item_identity_is_the_sha256_of_the_fields_as_sorted_compact_json(uri, info, fields):
+    # the identity's text must never change: the caches users already hold are keyed by it
+    text = json.dumps({"uri": uri, **fields}, sort_keys=True, separators=(",", ":"))
+    assert item_identity(uri, info) == "meta:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_item_identity_from_real_fsspec_info(tmp_path):

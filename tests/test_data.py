@@ -33,6 +33,7 @@ from alaas_lab.data import (
     normalize_info,
     quarantine,
 )
+from alaas_lab.data import uris as uris_module
 from alaas_lab.data.retry import TruncatedBodyError, call_with_retry
 from alaas_lab.errors import DataError, InputError
 
@@ -87,6 +88,33 @@ def test_expand_glob_and_double_star(tree):
     assert expand(str(tree / "*.png")) == [str(tree / "a.png"), str(tree / "b.png")]
     assert expand(str(tree / "**" / "*.png"))[-1] == str(tree / "sub" / "c.png")
     assert str(tree / "a.png") in expand(str(tree / "**" / "*.png"))
+
+
+@pytest.mark.parametrize("pattern", ["*.png", "*", "?.png", "[ab].png", "[!a]*", ".*", "*.txt",
+                                     "sub/*", "nowhere/*.png", "*/*.png"])
+def test_a_local_glob_lists_and_describes_files_as_fsspec_does(tree, pattern, monkeypatch):
+    (tree / "link.png").symlink_to(tree / "a.png")  # a link counts as its target
+    (tree / "dir.png").mkdir()  # a folder whose name matches is not an item
+    (tree / "sub" / "broken.png").symlink_to(tree / "gone.png")
+    source = str(tree / pattern)
+    got_infos: dict = {}
+    try:
+        got = expand(source, infos=got_infos)
+    except DataError as exc:
+        got, got_infos = exc.args[0], {}
+    scans = []
+    real_scan = uris_module._scan_local
+    monkeypatch.setattr(uris_module, "_scan_local", lambda p: scans.append(p) or None)
+    want_infos: dict = {}
+    try:
+        want = expand(source, infos=want_infos)  # fsspec's LocalFileSystem.glob
+    except DataError as exc:
+        want, want_infos = exc.args[0], {}
+    assert got == want and got_infos == want_infos
+    # the fast path is taken where the wildcards are all in the last name and the folder reads
+    taken = real_scan(str(tree / pattern)) is not None
+    assert taken == (pattern not in ("*/*.png", "nowhere/*.png")), pattern
+    assert scans  # and expand asked for it
 
 
 def test_expand_file_uri_and_relative_path_give_absolute_paths(tree, monkeypatch):

@@ -539,3 +539,23 @@ def test_efficientnet_lite0_bad_input_and_bad_weights(lite0, tmp_path):
     torch.save({"x": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ModelError, match="do not fit efficientnet_lite0"):
         models.backbone("efficientnet_lite0", weights=str(tmp_path / "bad.pth"))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_preprocess_many_prepares_a_mixed_list_as_preprocess_does_each(name, caplog):
+    with caplog.at_level(logging.ERROR):
+        bb = (models.backbone("resnet18", init="random", size=32) if name == "resnet18"
+              else models.backbone("efficientnet_lite0", size=48))
+    rng = np.random.default_rng(0)
+    items = [rng.integers(0, 256, (28, 28), dtype=np.uint8),  # grey
+             rng.integers(0, 256, (20, 30, 3), dtype=np.uint8),  # RGB, another shape
+             rng.random((28, 28)).astype(np.float32),  # floats in [0, 1]
+             torch.from_numpy(rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)),  # CHW tensor
+             rng.integers(0, 256, (28, 28), dtype=np.uint8)]  # grey again: stacked with the 1st
+    many = bb.preprocess_many(items)
+    assert len(many) == len(items)
+    for got, item in zip(many, items, strict=True):
+        assert tuple(got.shape) == (3, bb.size, bb.size)
+        torch.testing.assert_close(got, bb.preprocess(item), rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="2-D or 3-D"):  # a bad item spoils its stack
+        bb.preprocess_many([items[0], np.zeros((2, 2, 2, 2), np.uint8)])

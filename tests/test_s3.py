@@ -2,8 +2,10 @@
 
 Faults are injected by :class:`FaultProxy`, a small HTTP proxy between s3fs and moto: it
 forwards every request, except that it answers the first requests for chosen keys with
-``503 SlowDown``, ``500 InternalError``, ``403 AccessDenied`` or a body cut off halfway. It also
-counts requests per key, so a test sees how many tries really went over the wire.
+``503 SlowDown``, ``500 InternalError``, ``403 AccessDenied``, a body cut off halfway, no answer
+until after the client's time-out (``hang``) or an answer 0.4 s late (``slow``). It also counts
+requests per key, so a test sees how many tries really went over the wire, and the most
+requests it was answering at once.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.faults: dict[str, list[str]] = {}
         self.counts: Counter = Counter()
+        self.in_flight = self.peak_in_flight = 0  # requests being answered at once
         self._lock = threading.Lock()
         host, port = urlsplit(upstream).hostname, urlsplit(upstream).port
         proxy = self
@@ -66,8 +69,19 @@ class FaultProxy:
                     proxy.counts[(self.command, key)] += 1
                     queue = proxy.faults.get(key) or []
                     fault = queue.pop(0) if queue else None
+                    proxy.in_flight += 1
+                    proxy.peak_in_flight = max(proxy.peak_in_flight, proxy.in_flight)
+                try:
+                    self._answer(key, body, fault)
+                finally:
+                    with proxy._lock:
+                        proxy.in_flight -= 1
+
+            def _answer(self, key, body, fault):
                 if fault == "hang":  # answer only after the client's time-out
                     time.sleep(4.0)
+                if fault == "slow":  # a remote store's latency, well within the time-out
+                    time.sleep(0.4)
                 if fault in _ERRORS:
                     status, code, message = _ERRORS[fault]
                     xml = (
@@ -104,7 +118,10 @@ class FaultProxy:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 512  # many connections at once (the default backlog is 5)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(
@@ -256,3 +273,26 @@ def test_listing_retries_transient_faults(s3_bucket, pngs, proxy):
     got = expand(f"{s3_bucket.url}/pool/a/*.png", storage_options=so, retries=FAST)
     assert len(got) == 6
     assert proxy.gets(f"/{s3_bucket.name}") >= 3
+
+
+@pytest.mark.parametrize("pool", [None, 4])
+def test_requests_in_flight_are_not_capped_by_a_small_connection_pool(s3_bucket, proxy, pool):
+    # botocore keeps 10 connections unless told otherwise; the filesystem is given 256
+    # (S3_MAX_POOL_CONNECTIONS), and a user's own config_kwargs value still wins.
+    n = 16
+    s3fs.S3FileSystem(**s3_bucket).pipe(
+        {f"{s3_bucket.name}/many/k{i:02d}": b"%d" % i for i in range(n)}
+    )
+    uris = [f"{s3_bucket.url}/many/k{i:02d}" for i in range(n)]
+    for uri in uris:
+        proxy.faults[uri.removeprefix("s3:/")] = ["slow"]
+    options = {**s3_bucket, "endpoint_url": proxy.url}
+    if pool is not None:
+        options["config_kwargs"] = {"max_pool_connections": pool}
+    with Fetcher(options, max_in_flight=64) as fetcher:
+        results = list(fetcher.fetch_many(uris, ordered=False))
+    assert sorted(r.data for r in results) == sorted(b"%d" % i for i in range(n))
+    if pool is None:
+        assert proxy.peak_in_flight > 10  # ideally all 16 at once
+    else:
+        assert proxy.peak_in_flight <= pool

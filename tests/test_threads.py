@@ -33,11 +33,23 @@ def rates(fetch=None, decode=None, embed=None, decode_busy=0.0):
     return out
 
 
-@pytest.mark.parametrize("cores", [1, 2, 3, 8, 64])
+@pytest.mark.parametrize("cores", [1, 2, 3, 7, 8, 64])
 def test_a_push_starts_with_every_core_for_torch_and_one_decode_thread(cores):
     plan = thread_plan(cores)
     assert (plan.cores, plan.torch_threads, plan.decode_workers) == (cores, cores, 1)
-    assert f"{cores} torch thread(s)" in plan.notes
+    # independent batches first: one embed thread per core, up to four
+    assert plan.embed_workers == min(cores, 4)
+    shares = [plan.torch_threads_of(w) for w in range(plan.embed_workers)]
+    assert sum(shares) == cores and max(shares) - min(shares) <= 1
+    assert f"{plan.embed_workers} embed thread(s) x {max(shares)}" in plan.notes
+
+
+def test_torch_threads_are_shared_out_over_the_embed_threads():
+    plan = ThreadPlan(7, 1, 7, embed_workers=4)
+    assert [plan.torch_threads_of(w) for w in range(4)] == [2, 2, 2, 1]
+    assert "4 embed thread(s) x 2 or 1 torch thread(s)" in plan.notes
+    # never fewer than one each, whatever the total says
+    assert [ThreadPlan(2, 1, 1, embed_workers=2).torch_threads_of(w) for w in range(2)] == [1, 1]
 
 
 def test_thread_plan_defaults_to_the_cores_this_process_may_use():
@@ -77,8 +89,12 @@ def test_a_busy_decode_pool_takes_cores_from_torch_and_gives_them_back():
 
 
 def test_all_core_torch_is_checked_against_one_thread_fewer_and_the_faster_kept():
+    # one embed thread (as on a machine whose plan puts intra-op threads to work)
+    def start():
+        return ThreadPlan(2, 1, 2, embed_workers=1)
+
     seen = {}
-    plan = thread_plan(2)
+    plan = start()
 
     def step(embed_rate):
         nonlocal plan
@@ -90,13 +106,16 @@ def test_all_core_torch_is_checked_against_one_thread_fewer_and_the_faster_kept(
     loaded = {2: 38.0, 1: 463.0}  # the collapse measured on a loaded 2-core machine
     assert [step(loaded) for _ in range(4)] == [1, 1, 1, 1]
     seen.clear()
-    plan = thread_plan(2)
+    plan = start()
     idle = {2: 2_647.0, 1: 1_401.0}
     assert [step(idle) for _ in range(4)] == [1, 2, 2, 2]  # one probe window, then back
     # the probe happens only while embed is the bottleneck
     seen = {2: 500.0}
-    plan = replan(thread_plan(2), rates(fetch=100, decode=7_500, embed=500), embed_seen=seen)
+    plan = replan(start(), rates(fetch=100, decode=7_500, embed=500), embed_seen=seen)
     assert plan.torch_threads == 2 and plan.fetch_in_flight == 64
+    # with one embed thread per core there is nothing to take away
+    plan = replan(thread_plan(2), rates(decode=7_500, embed=500), embed_seen={2: 500.0})
+    assert plan.torch_threads == 2 and plan.embed_workers == 2
 
 
 @pytest.mark.parametrize("cores", [1, 2, 16])
@@ -105,7 +124,7 @@ def test_torch_keeps_at_least_one_thread_and_decode_at_most_the_cores(cores):
     for _ in range(40):
         plan = replan(plan, rates(decode=10.0 * plan.decode_workers, embed=1_000,
                                   decode_busy=float(cores)))
-    assert plan.torch_threads == 1
+    assert plan.torch_threads == plan.embed_workers  # one each, never none
     assert plan.decode_workers == cores
 
 
@@ -158,6 +177,31 @@ def test_pipeline_activates_the_threads_its_planner_asks_for():
     # inactive threads exit cleanly: a pipeline whose planner never asks still ends
     pipe = Pipeline([Stage("work", slow, workers=1, max_workers=4)])
     assert sorted(pipe.run(range(50))) == list(range(50))
+
+
+def test_cpu_time_stages_count_work_not_waiting_and_threads_know_their_index():
+    import threading
+    import time
+
+    from alaas_lab.pipeline import worker_index
+
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def wait(xs):  # a thread that waits (for a core, a lock, I/O) does no work
+        with lock:
+            seen.add(worker_index())
+        time.sleep(0.01)
+        return xs
+
+    pipe = Pipeline([Stage("cpu", wait, workers=3, cpu_time=True),
+                     Stage("wall", wait, workers=1)])
+    assert sorted(pipe.run(range(30))) == list(range(30))
+    cpu, wall = pipe.stats
+    assert wall.busy_s >= 0.25  # 30 calls of 10 ms each, counted in wall time
+    assert cpu.busy_s < 0.5 * wall.busy_s  # the same waits cost the CPU stage almost nothing
+    assert seen == {0, 1, 2}  # the three cpu threads and the wall thread (index 0)
+    assert worker_index() == 0  # outside a pipeline
 
 
 def test_a_real_push_replans_and_gives_the_backbones_own_embeddings(tmp_path):

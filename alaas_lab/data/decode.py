@@ -14,17 +14,26 @@ Images are decoded with Pillow and always come out as ``uint8`` arrays in one of
   JPEGs are first decoded at a reduced scale when that is large enough (``Image.draft``).
 - An image declaring more than ``max_pixels`` pixels (default Pillow's ``MAX_IMAGE_PIXELS``,
   about 89.5 million) is refused from its header, before any pixel is decoded.
+
+A *plain* PNG (no palette, ``tRNS``, ``eXIf``, ICC profile, compressed text, animation or any
+chunk that could carry EXIF/XMP or change how Pillow reads the file; see
+:func:`_plain_png_layout`) skips ``Image.open``: its ``IDAT`` stream goes straight to Pillow's
+own PNG decoder and then through the same conversion, so the pixels are the same by
+construction (and tested) for about half the Python work. Anything else, and any failure on
+that path, takes the general path above, whose errors are the ones reported.
 """
 
 from __future__ import annotations
 
 import codecs
 import io
+import struct
+import zlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import DataError, InputError
 from .fetch import FetchResult
@@ -155,6 +164,19 @@ def decode_image(
     data = _check_bytes(data, uri)
     if not data:
         raise DataError(f"{uri}: empty file (0 bytes) — {_FIX}.")
+    layout = _plain_png_layout(data)
+    if layout is not None and layout.width * layout.height <= min(limit, _pillow_limit()):
+        try:
+            return _decode_plain_png(data, layout, mode, hw)
+        except Exception:  # the general path decodes it again and reports the fault its way
+            pass
+    return _decode_any(data, uri, mode, hw, limit)
+
+
+def _decode_any(
+    data: bytes, uri: str, mode: str, hw: tuple[int, int] | None, limit: int
+) -> np.ndarray:
+    """The general path of :func:`decode_image` (``Image.open``); trusts its checked arguments."""
     try:
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
@@ -198,9 +220,139 @@ def decode_image(
                 f"{uri}: cannot convert this {fmt} (pixel mode {img.mode}) to {mode}: {exc} — "
                 f"convert the file to PNG or JPEG, or {_FIX}."
             ) from exc
-        if hw is not None and out.size != (hw[1], hw[0]):
-            out = out.resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
-        return np.array(out, dtype=np.uint8)  # a writable copy (np.asarray's is read-only)
+        return _to_array(out, hw)
+
+
+def _to_array(img: Image.Image, hw: tuple[int, int] | None) -> np.ndarray:
+    if hw is not None and img.size != (hw[1], hw[0]):
+        img = img.resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
+    return np.array(img, dtype=np.uint8)  # a writable copy (np.asarray's is read-only)
+
+
+def _pillow_limit() -> float:
+    # Above it Image.open warns (DecompressionBombWarning); leave that to the general path.
+    return Image.MAX_IMAGE_PIXELS or float("inf")
+
+
+# -- plain PNGs: Pillow's PNG decoder without Image.open ------------------------------------------
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IHDR = struct.Struct(">I4sIIBBBBB")  # length, b"IHDR", width, height, depth, colour, ...
+_CHUNK_HEAD = struct.Struct(">I4s")
+_CRC = struct.Struct(">I")
+# (bit depth, colour type) -> (mode, raw mode), Pillow's own table; palettes (type 3) and
+# anything Pillow does not know take the general path.
+_PNG_MODES: dict[tuple[int, int], tuple[str, str]] = {
+    key: modes for key, modes in getattr(PngImagePlugin, "_MODES", {}).items() if key[1] != 3
+}
+# Chunks Pillow parses into ``info`` without affecting pixels, with the least length its
+# parser accepts (a shorter one makes Image.open raise).
+_PARSED_MIN_LENGTH = {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"pHYs": 9}
+# Chunks this Pillow skips unread (one it learns to parse drops out and takes the general path).
+_SKIPPED = frozenset(
+    cid
+    for cid in (b"sBIT", b"tIME", b"bKGD", b"hIST", b"sPLT", b"oFFs", b"pCAL", b"sCAL", b"sTER")
+    if not hasattr(PngImagePlugin.PngStream, f"chunk_{cid.decode()}")
+)
+_LOWER = b"abcdefghijklmnopqrstuvwxyz_"
+
+
+class _PngLayout(NamedTuple):
+    width: int
+    height: int
+    mode: str  # Pillow's mode and raw mode for these pixels
+    rawmode: str
+    interlace: int
+    idat: list[tuple[int, int]]  # (start, end) of each IDAT chunk's data in the file
+
+
+def _harmless_keyword(keyword: bytes) -> bool:
+    """A ``tEXt`` keyword Pillow only records in ``info``.
+
+    Not a lower-case identifier, the form of Pillow's own ``info`` keys (``interlace``,
+    ``transparency``, ``exif``, ``xmp``...), and nothing that carries EXIF or XMP.
+    """
+    low = keyword.lower()
+    return (
+        bool(keyword.translate(None, _LOWER))
+        and b"exif" not in low
+        and b"xmp" not in low
+        and not low.startswith(b"raw profile")
+    )
+
+
+def _plain_png_layout(data: bytes) -> _PngLayout | None:
+    """Where a plain PNG's pixels are, or None when the general path must decode ``data``.
+
+    Plain: a well-formed chunk list from ``IHDR`` to ``IEND`` with consecutive ``IDAT``
+    chunks, a grey, RGB, grey+alpha or RGBA image, and besides those only chunks Pillow reads
+    without effect on the pixels (``gAMA``, ``cHRM``, ``sRGB``, ``pHYs``, ``sBIT``, ``tIME``,
+    ``bKGD``... and ``tEXt`` whose keyword passes :func:`_harmless_keyword`), each with a good
+    CRC. So no palette, ``tRNS``, ``eXIf``, ``iCCP``, ``zTXt``/``iTXt`` or animation. Costs a
+    few microseconds: one pass over the chunk headers, CRCs of the small chunks only.
+    """
+    n = len(data)
+    if n < 57 or not data.startswith(_PNG_SIGNATURE):  # 57: signature, IHDR, IDAT, IEND
+        return None
+    length, cid, width, height, depth, colour, _, filtering, interlace = _IHDR.unpack_from(data, 8)
+    modes = _PNG_MODES.get((depth, colour))
+    if (
+        cid != b"IHDR"
+        or length != 13
+        or modes is None
+        or filtering
+        or interlace > 1
+        or not width
+        or not height
+        or zlib.crc32(data[12:29]) != _CRC.unpack_from(data, 29)[0]
+    ):
+        return None
+    view = memoryview(data)
+    idat: list[tuple[int, int]] = []
+    pos, idat_ended, text = 33, False, 0
+    while True:
+        if pos + 12 > n:
+            return None
+        length, cid = _CHUNK_HEAD.unpack_from(data, pos)
+        start = pos + 8
+        end = start + length
+        if end + 4 > n:
+            return None
+        if cid == b"IDAT":
+            if idat_ended:  # Pillow stops at the first other chunk
+                return None
+            idat.append((start, end))
+        elif cid == b"IEND":
+            break
+        else:
+            idat_ended = bool(idat)
+            if cid == b"tEXt":
+                nul = data.find(b"\0", start, end)
+                ok = _harmless_keyword(data[start : end if nul < 0 else nul])
+                text += length
+            elif cid in _PARSED_MIN_LENGTH:
+                ok = length >= _PARSED_MIN_LENGTH[cid]
+            else:
+                ok = cid in _SKIPPED
+            if not ok or zlib.crc32(view[pos + 4 : end]) != _CRC.unpack_from(data, end)[0]:
+                return None
+        pos = end + 4
+    if not idat or text > PngImagePlugin.MAX_TEXT_MEMORY:
+        return None
+    return _PngLayout(width, height, *modes, interlace, idat)
+
+
+def _decode_plain_png(
+    data: bytes, layout: _PngLayout, mode: str, hw: tuple[int, int] | None
+) -> np.ndarray:
+    """Decode a plain PNG as the general path would, feeding its ``IDAT`` stream to Pillow's
+    ``zip`` decoder directly; raises on any fault (the caller falls back)."""
+    view = memoryview(data)
+    stream = b"".join(view[start:end] for start, end in layout.idat)
+    img = Image.frombytes(
+        layout.mode, (layout.width, layout.height), stream, "zip", layout.rawmode, layout.interlace
+    )
+    return _to_array(_to_mode(img, mode), hw)
 
 
 def decode_text(data: bytes, *, uri: str, encoding: str = "utf-8", errors: str = "strict") -> str:

@@ -5,10 +5,19 @@ How requests run
 - Async backends (s3, http(s), and other fsspec ``AsyncFileSystem``\\ s) run as coroutines on
   fsspec's I/O event loop: up to ``max_in_flight`` requests share one loop, and a retry's wait
   holds no thread.
-- Blocking backends (local files, ``memory://``) run in a pool of ``max_in_flight`` threads.
+- Local files are read in the calling thread (``os.open``/``os.fstat``/``os.read``, or
+  ``os.stat`` for :meth:`Fetcher.info_many`), with the same results and errors as fsspec's
+  ``LocalFileSystem``: a page-cached small file costs microseconds, less than a hand-off to a
+  thread, and callers that want parallelism (the worker's fetch stage) already call from
+  several threads. The rule: a call reads its local items inline until one read takes longer
+  than ``INLINE_LIMIT_S`` (a network filesystem, a large or uncached file); its remaining
+  local items then go to the thread pool, so a long call over a slow mount keeps
+  ``max_in_flight`` reads in flight.
+- Other blocking backends (``memory://``, plugins) run in a pool of ``max_in_flight`` threads.
 
-Both give ``concurrent.futures.Future`` objects, and one sliding window keeps at most
-``max_in_flight`` of them outstanding, so memory stays bounded however long the input is.
+Async requests and pooled reads give ``concurrent.futures.Future`` objects, and one sliding
+window keeps at most ``max_in_flight`` items outstanding (inline results included), so memory
+stays bounded however long the input is.
 
 S3 reads one object with a single ``GetObject`` request and takes size, ETag, LastModified and
 version from its response headers (``s3fs``'s own ``cat_file`` asks ``HeadObject`` first, which
@@ -19,7 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import stat
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -28,10 +40,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from .._validation import check_count
 from ..errors import InputError
-from ._fs import get_filesystem, split_uri
+from ._fs import LOCAL, get_filesystem, split_uri
 from .retry import (
     RetryPolicy,
     TruncatedBodyError,
@@ -43,6 +56,10 @@ from .retry import (
 __all__ = ["FetchResult", "Fetcher", "normalize_info"]
 
 _S3 = ("s3", "s3a")
+
+#: Seconds one inline local read may take before the rest of its call goes to the thread pool.
+INLINE_LIMIT_S = 0.001
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +219,61 @@ def _sync_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any]:
     return normalize_info(raw)
 
 
+# Local files without fsspec: what ``_sync_get``/``_sync_info`` give on a LocalFileSystem
+# (``normalize_info`` of its ``info()`` keeps only ``size`` and ``mtime``, from ``stat`` after
+# following links), for a fraction of the cost. Any OSError is done again through fsspec, so
+# that errors (missing, a directory, permission denied, ...) read exactly as they always did.
+
+
+def _read_local(path: str) -> tuple[bytes, os.stat_result]:
+    fd = os.open(path, os.O_RDONLY | _O_BINARY)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(path)
+        data = os.read(fd, st.st_size + 1)
+        while more := os.read(fd, 1 << 20):  # the file grew, or a short read
+            data += more
+    finally:
+        os.close(fd)
+    return data, st
+
+
+def _local_get(fs: fsspec.AbstractFileSystem, path: str) -> tuple[bytes, dict[str, Any]]:
+    try:
+        data, st = _read_local(path)
+    except OSError:
+        return _sync_get(fs, path)
+    if len(data) < st.st_size:
+        raise TruncatedBodyError(len(data), st.st_size)
+    return data, {"size": len(data), "mtime": st.st_mtime}
+
+
+def _local_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _sync_info(fs, path)
+    if stat.S_ISDIR(st.st_mode):
+        return _sync_info(fs, path)
+    return {"size": st.st_size, "mtime": st.st_mtime}
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    """One kind of request (read or look up), per backend."""
+
+    s3: Callable[..., Coroutine[Any, Any, Any]]
+    aio: Callable[..., Coroutine[Any, Any, Any]]
+    sync: Callable[..., Any]
+    local: Callable[..., Any]
+    reads: bool
+
+
+_GET = _Op(_s3_get, _async_get, _sync_get, _local_get, reads=True)
+_INFO = _Op(_s3_head, _async_info, _sync_info, _local_info, reads=False)
+
+
 class Fetcher:
     """Reads items given as URIs, many at a time, with bounded retries.
 
@@ -212,12 +284,20 @@ class Fetcher:
         For S3 the Fetcher turns botocore's and s3fs's own retry loops off (so that
         ``retries`` is the only one) unless ``config_kwargs["retries"]`` is given.
     max_in_flight : int, default=32
-        Requests outstanding at once.
+        Requests outstanding at once. Local files are read in the calling thread while each
+        read is quick (see the module's notes); only slow ones use ``max_in_flight`` threads.
     retries : RetryPolicy, optional
         Defaults to ``RetryPolicy(max_attempts=4, base=0.05, cap=2.0)``.
     timeout : float or None, default=120.0
         Seconds one try of an async request may take before it counts as a (transient)
-        timeout. Blocking backends (local files) are not interrupted.
+        timeout; setting up a filesystem's client (once) does not count. Blocking backends
+        (local files) are not interrupted.
+    inline_local : bool, default=False
+        Read every local file in the calling thread, however long a read takes: for
+        callers that run their own threads (the worker's fetch stage, whose planner adds
+        threads when fetching is slow). A read on a machine whose cores are busy often
+        takes longer than ``INLINE_LIMIT_S`` for want of a core, not of the disk, and
+        handing the rest to threads would then only add work.
 
     Examples
     --------
@@ -233,8 +313,10 @@ class Fetcher:
         max_in_flight: int = 32,
         retries: RetryPolicy | None = None,
         timeout: float | None = 120.0,
+        inline_local: bool = False,
     ) -> None:
         self.max_in_flight = check_count(max_in_flight, name="max_in_flight", minimum=1)
+        self.inline_local = bool(inline_local)
         if retries is not None and not isinstance(retries, RetryPolicy):
             raise InputError(
                 f"retries must be a RetryPolicy; got {type(retries).__name__}. "
@@ -274,7 +356,7 @@ class Fetcher:
         result : FetchResult
             One per URI; a failure is ``result.error``, never an exception.
         """
-        return self._many(uris, self._get, ordered=ordered)
+        return self._many(uris, _GET, ordered=ordered)
 
     def info_many(self, uris: Iterable[str], *, ordered: bool = True) -> Iterator[FetchResult]:
         """Look up size/ETag/mtime without reading the bytes (``data`` is None).
@@ -282,7 +364,7 @@ class Fetcher:
         One ``HEAD`` (S3, http) or ``stat`` (local) per item, retried like
         :meth:`fetch_many`; use ``info`` to build cache keys before fetching.
         """
-        return self._many(uris, self._info, ordered=ordered)
+        return self._many(uris, _INFO, ordered=ordered)
 
     def close(self) -> None:
         """Stop the worker threads (async requests need none)."""
@@ -307,38 +389,44 @@ class Fetcher:
                 )
             return self._pool
 
-    def _get(self, uri: str) -> Future[FetchResult]:
-        return self._submit(uri, _s3_get, _async_get, _sync_get, reads=True)
+    def _start(self, uri: str, op: _Op, inline: list[bool]) -> Future[FetchResult] | FetchResult:
+        """Begin one request: a finished result (local file read inline, bad URI) or a Future.
 
-    def _info(self, uri: str) -> Future[FetchResult]:
-        return self._submit(uri, _s3_head, _async_info, _sync_info, reads=False)
-
-    def _submit(
-        self,
-        uri: str,
-        s3_op: Callable[..., Coroutine[Any, Any, Any]],
-        async_op: Callable[..., Coroutine[Any, Any, Any]],
-        sync_op: Callable[..., Any],
-        *,
-        reads: bool,
-    ) -> Future[FetchResult]:
+        ``inline`` is the call's one-element flag: True while local reads run in this thread.
+        """
         try:
             protocol, text = split_uri(uri)
             fs = get_filesystem(protocol, self.storage_options)
             path = fs._strip_protocol(text)
         except Exception as exc:
-            done: Future[FetchResult] = Future()
-            done.set_result(FetchResult(str(uri), None, {}, f"bad uri: {uri!r} ({exc})", 0))
-            return done
+            return FetchResult(str(uri), None, {}, f"bad uri: {uri!r} ({exc})", 0)
         uri = str(uri)
         if getattr(fs, "async_impl", False):
-            op = s3_op if protocol in _S3 and hasattr(fs, "_call_s3") else async_op
-            coro = self._run_async(uri, lambda: op(fs, path), reads)
+            run = op.s3 if protocol in _S3 and hasattr(fs, "_call_s3") else op.aio
+            coro = self._run_async(uri, fs, lambda: run(fs, path), op.reads)
             return asyncio.run_coroutine_threadsafe(coro, fs.loop)
-        return self._executor().submit(self._run_sync, uri, lambda: sync_op(fs, path), reads)
+        if protocol in LOCAL and type(fs) is LocalFileSystem:
+            if inline[0]:
+                t0 = time.perf_counter()
+                result = self._run_sync(uri, lambda: op.local(fs, path), op.reads)
+                slow = time.perf_counter() - t0 > INLINE_LIMIT_S
+                if slow and self.max_in_flight > 1 and not self.inline_local:
+                    inline[0] = False  # a slow mount or a large file: use the threads
+                return result
+            return self._executor().submit(
+                self._run_sync, uri, lambda: op.local(fs, path), op.reads
+            )
+        return self._executor().submit(self._run_sync, uri, lambda: op.sync(fs, path), op.reads)
 
-    async def _run_async(self, uri: str, call: Callable[[], Any], reads: bool) -> FetchResult:
+    async def _run_async(
+        self, uri: str, fs: Any, call: Callable[[], Any], reads: bool
+    ) -> FetchResult:
         try:
+            # Set up the client (s3fs: load the service model, build the client; up to a
+            # second on a busy machine) before the first timed try, so that ``timeout`` bounds
+            # a request, not this one-off cost. Once done it returns at once.
+            if asyncio.iscoroutinefunction(getattr(fs, "set_session", None)):
+                await acall_with_retry(fs.set_session, self.retries)
             value, attempts = await acall_with_retry(call, self.retries, timeout=self.timeout)
         except Exception as exc:
             return self._failed(uri, exc)
@@ -363,27 +451,17 @@ class Fetcher:
         attempts = getattr(exc, "alaas_attempts", 1)
         return FetchResult(uri, None, {}, classify_error(exc).message(uri, attempts), attempts)
 
-    def _many(
-        self,
-        uris: Iterable[str],
-        start: Callable[[str], Future[FetchResult]],
-        *,
-        ordered: bool,
-    ) -> Iterator[FetchResult]:
+    def _many(self, uris: Iterable[str], op: _Op, *, ordered: bool) -> Iterator[FetchResult]:
         if isinstance(uris, (str, bytes)):
             raise InputError(
                 f"uris must be an iterable of URIs, not a single {type(uris).__name__}; "
                 f"wrap it in a list: [{uris!r:.60}]."
             )
-        return self._window(iter(uris), start, ordered)
+        return self._window(iter(uris), op, ordered)
 
-    def _window(
-        self,
-        it: Iterator[str],
-        start: Callable[[str], Future[FetchResult]],
-        ordered: bool,
-    ) -> Iterator[FetchResult]:
-        pending: deque[Future[FetchResult]] = deque()
+    def _window(self, it: Iterator[str], op: _Op, ordered: bool) -> Iterator[FetchResult]:
+        pending: deque[Future[FetchResult] | FetchResult] = deque()
+        inline = [True]  # this call's local reads run here until one is slow
         exhausted = False
 
         def top_up() -> None:
@@ -394,23 +472,41 @@ class Fetcher:
                 except StopIteration:
                     exhausted = True
                     return
-                pending.append(start(uri))
+                pending.append(self._start(uri, op, inline))
 
         try:
             top_up()
             while pending:
                 if ordered:
-                    result = pending.popleft().result()
+                    head = pending.popleft()
+                    result = head.result() if isinstance(head, Future) else head
                     top_up()
                     yield result
                     continue
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                finished = [f for f in pending if f in done]
-                for f in finished:
-                    pending.remove(f)
+                finished, running = _partition(pending)
+                if not finished:  # every one is a Future still running
+                    wait(running, return_when=FIRST_COMPLETED)
+                    finished, running = _partition(pending)
+                pending.clear()
+                pending.extend(running)
                 top_up()
-                for f in finished:
-                    yield f.result()
+                for x in finished:
+                    yield x.result() if isinstance(x, Future) else x
         finally:
-            for f in pending:  # the consumer stopped early
-                f.cancel()
+            for x in pending:  # the consumer stopped early
+                if isinstance(x, Future):
+                    x.cancel()
+
+
+def _partition(
+    pending: Iterable[Future[FetchResult] | FetchResult],
+) -> tuple[list[Future[FetchResult] | FetchResult], list[Future[FetchResult]]]:
+    """``(finished, running)``: results and done Futures, then Futures still running."""
+    finished: list[Future[FetchResult] | FetchResult] = []
+    running: list[Future[FetchResult]] = []
+    for x in pending:
+        if isinstance(x, Future) and not x.done():
+            running.append(x)
+        else:
+            finished.append(x)
+    return finished, running

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import os
 import posixpath
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 import fsspec
 from fsspec.core import split_protocol
+from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import DataError, InputError
 from ._fs import LOCAL, canonical, get_filesystem, split_uri
@@ -115,7 +117,8 @@ class _Lister:
             except FileNotFoundError:  # e.g. a bucket or folder that does not exist
                 return {}
 
-        found = self.call("expand the glob", src, run)
+        scanned = _scan_local(path) if type(fs) is LocalFileSystem else None
+        found = scanned if scanned is not None else self.call("expand the glob", src, run)
         # Like a shell, wildcards skip hidden names unless the pattern spells the dot.
         magic = min(i for i, c in enumerate(path) if c in _glob_chars(protocol))
         root = path[: path.rfind("/", 0, magic) + 1]
@@ -125,12 +128,20 @@ class _Lister:
             for p, i in found.items()
             if i.get("type") != "directory" and (dotted or not _hidden(p[len(root) :]))
         }
-        return self.remember(fs, protocol, keep)
+        return self.remember(fs, protocol, keep, final=scanned is not None)
 
     def remember(
-        self, fs: fsspec.AbstractFileSystem, protocol: str, found: dict[str, dict]
+        self, fs: fsspec.AbstractFileSystem, protocol: str, found: dict[str, dict], *,
+        final: bool = False,
     ) -> list[str]:
-        """Canonical, sorted URIs of ``found``; keep their listing info if asked to."""
+        """Canonical, sorted URIs of ``found``; keep their listing info if asked to.
+
+        ``final``: the keys are canonical URIs already and the infos normalized.
+        """
+        if final:
+            if self.infos is not None:
+                self.infos.update(found)
+            return sorted(found)
         uris = {p: canonical(fs, protocol, p) for p in found}
         if self.infos is not None:
             for p, uri in uris.items():
@@ -171,6 +182,38 @@ class _Lister:
                 entry = _join(base, entry)  # relative to the manifest's folder
             out.extend(self.one(entry, top=False))
         return out
+
+
+def _scan_local(pattern: str) -> dict[str, dict[str, Any]] | None:
+    """``LocalFileSystem.glob(pattern, detail=True)`` for a pattern whose wildcards are all in
+    its last name (``/data/pool/*.png``): one ``os.scandir``, no fsspec ``info`` per file.
+
+    Everything but folders, keyed by canonical URI, with the ``size`` and ``mtime`` that
+    ``normalize_info`` keeps of fsspec's listing info: for a link, the size of its target (0
+    when broken) and its own mtime, as fsspec's ``info`` of a ``DirEntry`` gives them (item
+    identities, and so the users' caches, depend on it). None (use fsspec) for other
+    patterns, or when the folder cannot be read.
+    """
+    folder, _, name = pattern.rpartition("/")
+    if not folder or any(c in folder for c in "*?[") or "\\" in name:
+        return None
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not fnmatch.fnmatchcase(entry.name, name) or entry.is_dir(follow_symlinks=False):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                size = st.st_size
+                if entry.is_symlink():
+                    try:
+                        size = entry.stat(follow_symlinks=True).st_size
+                    except OSError:
+                        size = 0
+                found[entry.path] = {"size": size, "mtime": st.st_mtime}
+    except OSError:  # a missing folder: fsspec says what it says
+        return None
+    return found
 
 
 def _join(base: str, relative: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 from .._validation import check_count
 from ..errors import ModelError
 from . import _weights
-from .backbones import Backbone, image_batch, images_to_tensor
+from .backbones import Backbone, image_array, image_batch, images_to_tensor, prepare_images
 from .head import torch_threads
 
 __all__ = ["EfficientNetLite0Backbone", "TorchvisionBackbone"]
@@ -59,8 +59,10 @@ class _ImageBackbone(Backbone):
         (alpha dropped), as numpy, torch or PIL; uint8 is scaled by 1/255, floats are
         taken to lie in [0, 1].
         """
-        arr = item.numpy() if hasattr(item, "numpy") and not isinstance(item, np.ndarray) else item
-        return self._prepare(np.asarray(arr), batched=False)[0]
+        return self._prepare(image_array(item), batched=False)[0]
+
+    def preprocess_many(self, items: Sequence[Any]) -> list[Any]:
+        return prepare_images(items, self._prepare)
 
     def embed(self, batch: Any) -> np.ndarray:
         import torch

@@ -6,16 +6,19 @@ so a warm push reads no image bytes at all. The rest flow through a
 :class:`~alaas_lab.pipeline.Pipeline` whose stages overlap::
 
     fetch (I/O threads, many requests in flight)
-      → decode + preprocess (decode_workers threads)
-      → embed (one thread, torch_threads intra-op threads, dynamic batches)
+      → decode + preprocess (decode_workers threads; each decodes its items, then
+        the backbone prepares them as one stack: preprocess_many)
+      → embed (embed_workers threads, each with its own dynamic batch and its share
+        of torch_threads intra-op threads)
       → store (cache append + in-memory matrix)
 
 A push starts from the worker's :class:`~alaas_lab.threads.ThreadPlan` (all cores to
-torch, one decode thread, 32 fetches in flight); every few batches the pipeline
-measures its stages and :func:`~alaas_lab.threads.replan` moves threads to the
-slowest one (more fetches in flight, another decode thread, torch threads given up
-to a busy decode pool). The embed thread applies the torch thread count before each
-batch.
+torch as up to four embed threads, one decode thread, 32 fetches in flight); every
+few batches the pipeline measures its stages (decode and store by their threads' CPU
+time) and :func:`~alaas_lab.threads.replan` moves threads to the slowest one (more
+fetches in flight, another decode thread, torch threads given up to a busy decode
+pool). Each embed thread applies its torch thread count before each batch; decode
+threads run torch (the backbone's resize) on one thread each.
 
 An item that cannot be fetched or decoded becomes a quarantine record that the
 remaining stages pass through untouched; it is journaled and reported, and the
@@ -33,7 +36,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,8 +44,9 @@ import numpy as np
 from .._failpoints import failpoint
 from ..cache import content_identity, item_identity
 from ..data import Decoder, Fetcher, Quarantine, quarantine
+from ..data._fs import LOCAL, split_uri
 from ..errors import InputError
-from ..pipeline import Pipeline, PipelineError, Stage, StageRate, StageStats
+from ..pipeline import Pipeline, PipelineError, Stage, StageRate, StageStats, worker_index
 from ..threads import ThreadPlan, replan
 from .state import PoolSession
 
@@ -52,6 +56,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 FETCH_BATCH = 8  # URIs per fetch call: requests in flight = active fetch threads × this
 MAX_FETCH_IN_FLIGHT = 256
+DECODE_BATCH = 32  # items a decode thread prepares as one stack
 
 
 @dataclass
@@ -96,7 +101,8 @@ class Ingestor:
         self.live_plan = plan  # the current push's plan, re-planned as it runs
         data = session.config.data
         self.fetcher = fetcher or Fetcher(data.storage_options or None,
-                                          max_in_flight=plan.fetch_in_flight)
+                                          max_in_flight=plan.fetch_in_flight,
+                                          inline_local=True)  # the fetch stage's threads
         self.decoder = Decoder("npy" if data.kind == "array" else data.kind,
                                mode=data.image_mode)
         self.last_report: dict[str, Any] = {}
@@ -138,13 +144,19 @@ class Ingestor:
         hits, misses = self._from_cache(items)
         if self.executor is not None:
             return self._summary(ids, hits, self._run_remote(misses, on_progress), t0, n_before)
+        # Local reads take microseconds: one fetch thread, which competes less with decode
+        # and embed for the GIL; remote reads wait on the network, so many start in flight
+        # (and the planner adds more while fetching is the slowest stage).
+        plan = self.plan
+        if all(split_uri(it.uri)[0] in LOCAL for it in misses):
+            plan = replace(plan, fetch_in_flight=FETCH_BATCH)
         stages = [
-            Stage("fetch", self._fetch, workers=max(1, self.plan.fetch_in_flight // FETCH_BATCH),
+            Stage("fetch", self._fetch, workers=max(1, plan.fetch_in_flight // FETCH_BATCH),
                   max_workers=MAX_FETCH_IN_FLIGHT // FETCH_BATCH, batch_size=FETCH_BATCH,
                   passthrough=_is_bad),
             *self._compute_stages(),
         ]
-        embedded = self._run(stages, misses, on_progress)
+        embedded = self._run(stages, misses, on_progress, plan)
         return self._summary(ids, hits, embedded, t0, n_before)
 
     def push_arrays(self, rows: np.ndarray, *, uris: Sequence[str] | None = None,
@@ -224,10 +236,11 @@ class Ingestor:
         model = self.session.config.active_learning.model
         return [
             Stage("decode", self._decode, workers=self.plan.decode_workers,
-                  max_workers=self.plan.cores, batch_size=8, passthrough=_is_bad),
-            Stage("embed", self._embed, batch_size=model.batch_size, max_wait_s=0.02,
-                  passthrough=_is_bad),
-            Stage("store", self._store, batch_size=256, passthrough=_is_bad),
+                  max_workers=self.plan.cores, batch_size=DECODE_BATCH, passthrough=_is_bad,
+                  cpu_time=True),
+            Stage("embed", self._embed, workers=self.plan.embed_workers,
+                  batch_size=model.batch_size, max_wait_s=0.02, passthrough=_is_bad),
+            Stage("store", self._store, batch_size=256, passthrough=_is_bad, cpu_time=True),
         ]
 
     def _fetch(self, batch: list[_Item]) -> list[_Item | _Bad]:
@@ -243,14 +256,25 @@ class Ingestor:
         return out
 
     def _decode(self, batch: list[_Item]) -> list[_Item | _Bad]:
+        _use_torch_threads(1)  # the decode threads are the parallelism here
         backbone = self.session.backbone
         out: list[_Item | _Bad] = []
+        decoded: list[_Item] = []
         for item in batch:
             try:
                 value = item.payload
                 if isinstance(value, (bytes, bytearray, memoryview)):
-                    value = self.decoder.decode_bytes(bytes(value), uri=item.uri)
-                item.payload = backbone.preprocess(value)
+                    item.payload = self.decoder.decode_bytes(bytes(value), uri=item.uri)
+                decoded.append(item)
+            except Exception as exc:
+                out.append(_Bad(item.item_id, quarantine(item.uri, "decode", exc)))
+        try:
+            ready = backbone.preprocess_many([it.payload for it in decoded])
+        except Exception:  # one bad item spoils the stack: prepare one by one to name it
+            ready = None
+        for j, item in enumerate(decoded):
+            try:
+                item.payload = ready[j] if ready is not None else backbone.preprocess(item.payload)
                 out.append(item)
             except Exception as exc:
                 out.append(_Bad(item.item_id, quarantine(item.uri, "decode", exc)))
@@ -264,9 +288,7 @@ class Ingestor:
         largest group's) are quarantined by name instead of failing the batch.
         """
         failpoint("embed")
-        torch = sys.modules.get("torch")  # a backbone without torch needs no threads
-        if torch is not None and torch.get_num_threads() != self.live_plan.torch_threads:
-            torch.set_num_threads(self.live_plan.torch_threads)  # this thread's intra-op pool
+        _use_torch_threads(self.live_plan.torch_threads_of(worker_index()))
         backbone = self.session.backbone
         width = self.session.emb.width
         groups: dict[Any, list[_Item]] = {}
@@ -313,7 +335,8 @@ class Ingestor:
         self.session.store_embeddings(hit_ids, rows)
         return int(found.sum()), [it for it, f in zip(items, found, strict=True) if not f]
 
-    def _run(self, stages: list[Stage], items: list[_Item], on_progress: Progress | None) -> int:
+    def _run(self, stages: list[Stage], items: list[_Item], on_progress: Progress | None,
+             plan: ThreadPlan | None = None) -> int:
         if not items:
             self.last_report = {}
             return 0
@@ -326,8 +349,8 @@ class Ingestor:
                              "unit": "items", "stages": report["stages"],
                              "wall_s": report["wall_s"]})
 
-        self.live_plan = self.plan
-        plans = [self.plan.notes]
+        self.live_plan = plan = plan or self.plan
+        plans = [plan.notes]
 
         embed_seen: dict[int, float] = {}  # embed capacity by torch threads, this push
 
@@ -340,7 +363,8 @@ class Ingestor:
                 logger.debug("re-plan: %s (rates %s)", new.notes, rates)
                 plans.append(new.notes)
                 self.live_plan = new
-            return {"fetch": new.fetch_in_flight // FETCH_BATCH, "decode": new.decode_workers}
+            return {"fetch": new.fetch_in_flight // FETCH_BATCH, "decode": new.decode_workers,
+                    "embed": new.embed_workers}
 
         pipe = Pipeline(stages, queue_size=64, on_progress=progress,
                         progress_interval=self.progress_interval, planner=planner,
@@ -456,6 +480,13 @@ class Ingestor:
             "seconds": round(time.perf_counter() - t0, 4),
             "pipeline": self.last_report,
         }
+
+
+def _use_torch_threads(n: int) -> None:
+    """Give the calling thread ``n`` torch intra-op threads (torch's setting is per thread)."""
+    torch = sys.modules.get("torch")  # a backbone without torch needs no threads
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def _size(shape: tuple[int, ...]) -> int:
