@@ -6,16 +6,25 @@ data changes, which may happen again while they run. :class:`BackgroundJob` runs
 one computation at a time; the requests that come while it runs merge into one
 more run after it, so the result always reflects the newest request and never
 queues stale work.
+
+Its thread runs at a lower CPU priority (nice +10, on Linux where a thread has its
+own): a push or a fit the user waits for gets the cores first, and the job takes
+what they leave. (Measured: the suspect scoring after a round of 2,000 labels took
+1.5 s of both cores and slowed a push started meanwhile by a quarter.)
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["BackgroundJob"]
+
+NICE = 10  # how much lower the job thread's priority is than the worker's
 
 
 class BackgroundJob:
@@ -33,7 +42,7 @@ class BackgroundJob:
     def __init__(self, work: Callable[[], None], *, name: str) -> None:
         self._work = work
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name, initializer=_yield_cpu)
         self._running: Future | None = None
         self._again = False  # asked while running: run once more after
 
@@ -72,3 +81,13 @@ class BackgroundJob:
             with self._lock:
                 again, self._again = self._again, False
                 self._running = self._pool.submit(self._run) if again else None
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's priority (Linux: per thread; elsewhere it would be the process's)."""
+    if sys.platform.startswith("linux"):
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + NICE)
+        except OSError:  # not permitted here: run at the usual priority
+            pass
