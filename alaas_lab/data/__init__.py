@@ -7,6 +7,7 @@ See ``docs/data.md``.
 
 from __future__ import annotations
 
+from ._fs import is_local
 from .decode import DecodedItem, Decoder, decode_array, decode_image, decode_text
 from .fetch import Fetcher, FetchResult, normalize_info
 from .quarantine import Quarantine, quarantine
@@ -27,6 +28,7 @@ __all__ = [
     "decode_image",
     "decode_text",
     "expand",
+    "is_local",
     "normalize_info",
     "quarantine",
 ]

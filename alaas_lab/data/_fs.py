@@ -18,7 +18,7 @@ from fsspec.core import split_protocol
 
 from ..errors import DataError, InputError
 
-__all__ = ["get_filesystem", "split_uri", "canonical", "options_for"]
+__all__ = ["get_filesystem", "split_uri", "canonical", "options_for", "is_local"]
 
 LOCAL = ("file", "local")
 _NO_OPTIONS = (*LOCAL, "memory")
@@ -58,6 +58,11 @@ def split_uri(uri: str | os.PathLike[str]) -> tuple[str, str]:
         )
     protocol, _ = split_protocol(uri)
     return (protocol or "file"), uri
+
+
+def is_local(uri: str | os.PathLike[str]) -> bool:
+    """Whether ``uri`` names a local file (a plain path or ``file://``)."""
+    return split_uri(uri)[0] in LOCAL
 
 
 def _is_per_protocol(storage_options: dict[str, Any]) -> bool:

@@ -43,8 +43,7 @@ import numpy as np
 
 from .._failpoints import failpoint
 from ..cache import content_identity, item_identity
-from ..data import Decoder, Fetcher, Quarantine, quarantine
-from ..data._fs import LOCAL, split_uri
+from ..data import Decoder, Fetcher, Quarantine, is_local, quarantine
 from ..errors import InputError
 from ..pipeline import Pipeline, PipelineError, Stage, StageRate, StageStats, worker_index
 from ..threads import ThreadPlan, replan
@@ -148,7 +147,7 @@ class Ingestor:
         # and embed for the GIL; remote reads wait on the network, so many start in flight
         # (and the planner adds more while fetching is the slowest stage).
         plan = self.plan
-        if all(split_uri(it.uri)[0] in LOCAL for it in misses):
+        if all(is_local(it.uri) for it in misses):
             plan = replace(plan, fetch_in_flight=FETCH_BATCH)
         stages = [
             Stage("fetch", self._fetch, workers=max(1, plan.fetch_in_flight // FETCH_BATCH),
